@@ -1,0 +1,4 @@
+"""``python -m hub``: the ``hub`` command line."""
+from hub.cli import main
+
+main()

@@ -1,0 +1,114 @@
+"""The inbox: durable raw records, their idempotent insert, claiming and status changes."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Iterable, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hub.connector import Delivery
+from hub.db import is_postgres
+from hub.models import FAILED, PENDING, PROCESSED, WEBHOOK, InboxRecord, utcnow
+
+ERROR_LIMIT = 2000
+
+
+def store(session: Session, connector: str, deliveries: Sequence[Delivery], kind: str = WEBHOOK,
+          received_at: datetime | None = None) -> list[int]:
+    """Insert deliveries not seen before; return the new row ids (duplicates are skipped)."""
+    if not deliveries:
+        return []
+    now = received_at or utcnow()
+    rows = [
+        {
+            "connector": connector, "kind": kind, "key": d.key[:255], "topic": d.topic,
+            "headers": dict(d.headers), "body": d.body, "received_at": now,
+            "occurred_at": d.occurred_at, "status": PENDING, "attempts": 0, "next_attempt_at": now,
+        }
+        for d in _unique_by_key(deliveries)
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(InboxRecord).values(rows)
+        .on_conflict_do_nothing(index_elements=["connector", "key"])
+        .returning(InboxRecord.id)
+    )
+    return [row[0] for row in session.execute(statement)]
+
+
+def _unique_by_key(deliveries: Iterable[Delivery]) -> list[Delivery]:
+    seen: dict[str, Delivery] = {}
+    for delivery in deliveries:
+        seen.setdefault(delivery.key[:255], delivery)
+    return list(seen.values())
+
+
+def claim(session: Session, limit: int, now: datetime | None = None) -> list[InboxRecord]:
+    """Lock up to ``limit`` due pending rows for this transaction, oldest first.
+
+    On PostgreSQL other workers skip the locked rows and take the next ones; on SQLite the
+    transaction already holds the database's write lock.
+    """
+    statement = (
+        select(InboxRecord)
+        .where(InboxRecord.status == PENDING, InboxRecord.next_attempt_at <= (now or utcnow()))
+        .order_by(InboxRecord.id)
+        .limit(limit)
+    )
+    if is_postgres(session.get_bind()):
+        statement = statement.with_for_update(skip_locked=True)
+    return list(session.scalars(statement))
+
+
+def mark_processed(session: Session, ids: Sequence[int], now: datetime | None = None) -> None:
+    """Mark rows processed (in the transaction that wrote their effects)."""
+    if ids:
+        session.execute(
+            update(InboxRecord).where(InboxRecord.id.in_(ids))
+            .values(status=PROCESSED, processed_at=now or utcnow(), error=None)
+        )
+
+
+def mark_attempt_failed(session: Session, record: InboxRecord, error: str, max_attempts: int,
+                        backoff: float, backoff_max: float, now: datetime | None = None) -> None:
+    """Count a failed attempt: retry later with exponential backoff, or fail for good."""
+    now = now or utcnow()
+    record.attempts += 1
+    record.error = error[:ERROR_LIMIT]
+    if record.attempts >= max_attempts:
+        record.status = FAILED
+    else:
+        delay = min(backoff * 2 ** (record.attempts - 1), backoff_max)
+        record.next_attempt_at = now + timedelta(seconds=delay)
+
+
+def has_due(session: Session, now: datetime | None = None) -> bool:
+    """True if some pending row is due for processing."""
+    statement = select(InboxRecord.id).where(
+        InboxRecord.status == PENDING, InboxRecord.next_attempt_at <= (now or utcnow())
+    ).limit(1)
+    return session.scalar(statement) is not None
+
+
+def counts(session: Session) -> dict[tuple[str, str], int]:
+    """Row counts by (connector, status)."""
+    statement = select(InboxRecord.connector, InboxRecord.status, func.count()).group_by(
+        InboxRecord.connector, InboxRecord.status
+    )
+    return {(connector, status): n for connector, status, n in session.execute(statement)}
+
+
+def replay(session: Session, connector: str | None = None, since: datetime | None = None) -> int:
+    """Put failed rows back to pending with a fresh attempt count; return how many."""
+    statement = update(InboxRecord).where(InboxRecord.status == FAILED)
+    if connector:
+        statement = statement.where(InboxRecord.connector == connector)
+    if since:
+        statement = statement.where(InboxRecord.received_at >= since)
+    result = session.execute(
+        statement.values(status=PENDING, attempts=0, next_attempt_at=utcnow(), error=None)
+    )
+    return result.rowcount

@@ -1,0 +1,21 @@
+"""Job functions run by RQ workers or the embedded queue; they take ids, never ORM objects."""
+from __future__ import annotations
+
+from hub import drain as draining
+from hub import inbox
+from hub.runtime import current_hub
+
+
+def drain() -> int:
+    """Drain pending inbox rows in batches; return how many rows were handled."""
+    return draining.drain(current_hub())
+
+
+def sweep() -> bool:
+    """Re-signal the workers if due rows wait in the inbox; return whether any do."""
+    hub = current_hub()
+    with hub.session() as session:
+        due = inbox.has_due(session)
+    if due:
+        hub.signal_drain()
+    return due

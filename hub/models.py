@@ -1,0 +1,206 @@
+"""The store's tables as SQLAlchemy 2 typed models (SQLite and PostgreSQL).
+
+The inbox is the source of truth; every other table is derived from it and can be
+rebuilt by replaying it.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: a 64-bit key that still autoincrements on SQLite (which only does so for INTEGER)
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+PENDING, PROCESSED, FAILED = "pending", "processed", "failed"
+WEBHOOK, PULLED = "webhook", "pulled"
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class InboxRecord(Base):
+    """One raw inbound record, pushed (webhook) or pulled (sync), exactly as received."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("connector", "key", name="uq_inbox_connector_key"),
+        Index("ix_inbox_pending", "id", "next_attempt_at",
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+        Index("ix_inbox_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default=WEBHOOK)
+    key: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str | None] = mapped_column(String(255))
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    occurred_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+
+
+class SyncCursor(Base):
+    """Where a pull stream stopped; advanced in the same transaction that stores its page."""
+
+    __tablename__ = "sync_cursors"
+
+    connector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Profile(Base):
+    """One real person. A merged-away profile keeps its row and points at the survivor."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (Index("ix_profiles_updated", "updated_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    merged_into: Mapped[str | None] = mapped_column(ForeignKey("profiles.id"), index=True)
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(32), index=True)
+    lead_score: Mapped[float | None] = mapped_column(Float)
+    churn_risk: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Identity(Base):
+    """An identifier (``email``, ``phone``, ``<connector>_<object>_id``) owned by one profile."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("type", "value", name="uq_identities_type_value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(320))
+    source: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Trait(Base):
+    """A profile attribute with its provenance: the value with the newest source time wins."""
+
+    __tablename__ = "traits"
+
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(64))
+    observed_at: Mapped[datetime]
+    inbox_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class Activity(Base):
+    """One timeline entry in the unified vocabulary, unique by source and source id."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        UniqueConstraint("source", "source_id", "type", name="uq_activities_source"),
+        Index("ix_activities_timeline", "profile_id", "occurred_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(255))
+    occurred_at: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    inbox_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class Merge(Base):
+    """A merge of two profiles with its evidence: the identifier and the inbox record."""
+
+    __tablename__ = "merges"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    survivor_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    merged_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    identifier_type: Mapped[str] = mapped_column(String(64))
+    identifier_value: Mapped[str] = mapped_column(String(320))
+    inbox_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Suppression(Base):
+    """A hashed identifier of an erased person: later records carrying it create nothing."""
+
+    __tablename__ = "suppressions"
+
+    identifier_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Change(Base):
+    """One entry of the ordered change feed (profile created, updated, merged, erased, ...)."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(64))
+    profile_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

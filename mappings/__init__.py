@@ -1,0 +1,1 @@
+"""Declarative mappings, one YAML file per connector: source fields to the unified schema."""
