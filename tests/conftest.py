@@ -73,7 +73,7 @@ def database_url(tmp_path_factory):
 @pytest.fixture
 def db_engine(database_url):
     """An engine on the test database; every table is emptied after the test."""
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, pool_pre_ping=True)
     yield engine
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)] + ["test_effects"]
     with engine.begin() as connection:

@@ -22,15 +22,15 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 
-def _answer(connector: str, status: int, **body) -> Response:
-    metrics.WEBHOOK_REQUESTS.labels(connector, str(status)).inc()
+def _answer(connector: str, code: int, **body) -> Response:
+    metrics.WEBHOOK_REQUESTS.labels(connector, str(code)).inc()
     response = jsonify(body)
-    response.status_code = status
+    response.status_code = code
     return response
 
 
-def _error(connector: str, status: int, code: str, message: str) -> Response:
-    return _answer(connector, status, error={"code": code, "message": message})
+def _error(connector: str, code: int, error: str, message: str) -> Response:
+    return _answer(connector, code, error={"code": error, "message": message})
 
 
 @blueprint.route("/<name>", methods=["GET", "POST", "PUT", "HEAD"])

@@ -1,0 +1,113 @@
+"""Draining the inbox: same jobs embedded or on RQ, failures isolated, retries, replay."""
+import subprocess
+
+from sqlalchemy import func, select, text
+
+from hub import inbox
+from hub.drain import drain
+from hub.models import InboxRecord
+from tests.conftest import ROOT, hub_config, post_echo, wait_for
+from tests.plugins.echo import effects
+
+
+def statuses(hub):
+    with hub.session() as session:
+        rows = session.execute(select(InboxRecord.key, InboxRecord.status, InboxRecord.attempts)
+                               .order_by(InboxRecord.id))
+        return [tuple(r) for r in rows]
+
+
+def effect_keys(engine):
+    with engine.connect() as connection:
+        return sorted(r[0] for r in connection.execute(select(effects.c.key)))
+
+
+def test_embedded_queue_runs_the_drain_job_in_process(make_app, db_engine):
+    app = make_app()
+    hub = app.extensions["tributary"]
+    assert type(hub.queue).__name__ == "EmbeddedQueue"
+    client = app.test_client()
+    assert post_echo(client, {"events": [{"id": "e1"}, {"id": "e2"}]}).status_code == 202
+    wait_for(lambda: statuses(hub) == [("e1", "processed", 0), ("e2", "processed", 0)])
+    assert effect_keys(db_engine) == ["e1", "e2"]
+
+
+def test_redis_queue_runs_the_same_job_on_a_real_rq_worker(make_app, db_engine, redis_url, workers,
+                                                           database_url):
+    app = make_app(redis_url=redis_url)
+    hub = app.extensions["tributary"]
+    assert type(hub.queue).__name__ == "RedisQueue"
+    client = app.test_client()
+    assert post_echo(client, {"events": [{"id": "e1"}, {"id": "e2"}]}).status_code == 202
+    assert len(hub.queue.queue) == 1
+    # a second signal while a drain waits adds no job
+    assert post_echo(client, {"id": "e3"}).status_code == 202
+    assert len(hub.queue.queue) == 1
+    group = workers.configure(hub_config(database_url, redis_url))
+    result = group.run("worker", "--burst")
+    assert result.returncode == 0, result.stderr
+    assert statuses(hub) == [("e1", "processed", 0), ("e2", "processed", 0), ("e3", "processed", 0)]
+    assert effect_keys(db_engine) == ["e1", "e2", "e3"]
+    assert len(hub.queue.queue) == 0
+
+
+def test_a_failing_row_is_retried_then_failed_without_blocking_its_batch(make_app, db_engine):
+    app = make_app(inbox={"max_attempts": 3, "backoff_seconds": 0})
+    hub = app.extensions["tributary"]
+    hub.queue.signal_drain = lambda: False
+    client = app.test_client()
+    post_echo(client, {"events": [{"id": "ok1"}, {"id": "bad", "fail": True}, {"id": "ok2"}]})
+    with app.app_context():
+        assert drain(hub) == 3
+        assert statuses(hub) == [("ok1", "processed", 0), ("bad", "pending", 1), ("ok2", "processed", 0)]
+        drain(hub)
+        drain(hub)
+    assert statuses(hub) == [("ok1", "processed", 0), ("bad", "failed", 3), ("ok2", "processed", 0)]
+    with hub.session() as session:
+        error = session.scalar(select(InboxRecord.error).where(InboxRecord.key == "bad"))
+    assert error == "RuntimeError: record bad asked to fail"
+    assert effect_keys(db_engine) == ["ok1", "ok2"]
+
+
+def test_backoff_delays_the_next_attempt(make_app):
+    app = make_app(inbox={"max_attempts": 5, "backoff_seconds": 60, "backoff_max_seconds": 100})
+    hub = app.extensions["tributary"]
+    hub.queue.signal_drain = lambda: False
+    post_echo(app.test_client(), {"id": "bad", "fail": True})
+    with app.app_context():
+        drain(hub)
+        assert drain(hub) == 0  # not due for another minute
+    with hub.session() as session:
+        record = session.scalar(select(InboxRecord))
+        assert round((record.next_attempt_at - record.received_at).total_seconds()) == 60
+        assert inbox.has_due(session) is False
+        record.attempts = 3
+        inbox.mark_attempt_failed(session, record, "again", 5, 60, 100, now=record.received_at)
+        assert (record.attempts, record.status) == (4, "pending")
+        assert (record.next_attempt_at - record.received_at).total_seconds() == 100  # capped
+
+
+def test_replay_and_inbox_stats_commands(make_app, workers, database_url, db_engine):
+    app = make_app(inbox={"max_attempts": 1})
+    hub = app.extensions["tributary"]
+    hub.queue.signal_drain = lambda: False
+    post_echo(app.test_client(), {"events": [{"id": "ok"}, {"id": "bad", "fail": True}]})
+    with app.app_context():
+        drain(hub)
+    group = workers.configure(hub_config(database_url, inbox={"max_attempts": 1}))
+    stats = group.run("inbox", "stats")
+    assert stats.returncode == 0, stats.stderr
+    assert stats.stdout.splitlines() == [
+        "connector                pending   processed      failed",
+        "echo                           0           1           1",
+    ]
+    with db_engine.begin() as connection:  # the cause is fixed: the row no longer fails
+        connection.execute(text("UPDATE inbox SET body = :b WHERE key = 'bad'"), {"b": b'{"id": "bad"}'})
+    replayed = group.run("replay", "--connector", "echo", "--since", "2000-01-01")
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.strip() == "re-queued 1 failed row"
+    wait_for(lambda: ("bad", "processed", 0) in statuses(hub))  # the command's embedded drain ran it
+    assert effect_keys(db_engine) == ["bad", "ok"]
+    bad_since = group.run("replay", "--since", "yesterday")
+    assert bad_since.returncode == 2
+    assert "expected an ISO 8601 date or time" in bad_since.stderr
