@@ -17,6 +17,8 @@ import yaml
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 DEFAULT_DATABASE_URL = "sqlite:///tributary.db"
+#: every environment variable the hub reads (besides ``${NAME}`` references in the file)
+ENVIRONMENT = ("HUB_CONFIG", "HUB_DATABASE_URL", "HUB_REDIS_URL")
 ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SCOPES = ("read", "admin")
 

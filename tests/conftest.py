@@ -124,7 +124,7 @@ def make_app(db_engine, database_url):
     apps = []
 
     def factory(**overrides):
-        app = create_app(hub_config(database_url, **overrides))
+        app = create_app(hub_config(overrides.pop("database_url", database_url), **overrides))
         apps.append(app)
         return app
 
