@@ -59,6 +59,7 @@ class InboxSettingsSchema(Schema):
     backoff_max_seconds = fields.Float(load_default=3600.0, validate=validate.Range(min=0))
     sweep_interval_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.05))
     drain_time_budget_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.01))
+    linger_seconds = fields.Float(load_default=0.02, validate=validate.Range(min=0, max=5))
 
 
 class HubConfigSchema(Schema):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Mapping, Sequence
+from typing import Callable, ClassVar, Mapping, Sequence
 
 from marshmallow import Schema
 
@@ -29,10 +29,15 @@ class WebhookRequest:
     """An inbound HTTP request, reduced to what a connector may look at."""
 
     method: str
-    url: str
     headers: Mapping[str, str]  # case-insensitive lookups via :meth:`header`
     query: Mapping[str, str]
     body: bytes
+    url_factory: Callable[[], str] = field(default=lambda: "", repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        """The full URL the platform called (built on demand: few schemes sign it)."""
+        return self.url_factory()
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The value of header ``name`` (case-insensitive), or ``default``."""

@@ -1,8 +1,13 @@
 """Engine and sessions for SQLite (embedded) and PostgreSQL."""
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+from typing import Callable, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def make_engine(url: str, **options) -> Engine:
@@ -22,14 +27,31 @@ def make_engine(url: str, **options) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection):
-            # take the write lock up front: no deadlock on lock upgrade between writers
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # take the write lock up front: no deadlock on lock upgrade between writers;
+            # in autocommit each statement is its own transaction, so no BEGIN at all
+            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    options.setdefault("pool_pre_ping", True)
+    # no ping per checkout: a dropped connection invalidates the pool; run_atomic retries
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
     return create_engine(url, **options)
+
+
+def run_atomic(engine: Engine, statement: Callable[[Connection], T]) -> T:
+    """Run one self-contained statement in autocommit mode (one round trip, no BEGIN/COMMIT).
+
+    Tried once more if the server had dropped the pooled connection (a restart).
+    """
+    for attempt in (1, 2):
+        try:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                return statement(connection)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

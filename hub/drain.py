@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from hub import inbox, metrics
 from hub.models import InboxRecord, utcnow
+from hub.queue import DRAIN_JOB
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def drain_batch(hub: Hub) -> tuple[int, bool]:
         if not records:
             return 0, False
         if len(records) == size:
-            hub.signal_drain()  # more are waiting: let an idle worker take the next batch
+            _ask_for_help(hub)
         done = _process(hub, session, records)
         now = utcnow()
         inbox.mark_processed(session, [r.id for r in done], now)
@@ -62,16 +63,54 @@ def _process(hub: Hub, session: Session, records: Sequence[InboxRecord]) -> list
     return done
 
 
+def _ask_for_help(hub: Hub) -> None:
+    """A full batch means a backlog: let an idle worker drain beside this one."""
+    _queue_call(hub.queue.enqueue_helper)
+
+
 def drain(hub: Hub) -> int:
-    """Drain batches until the inbox is empty or the time budget is spent; re-signal if more remain."""
-    hub.queue.drain_started()
-    deadline = time.monotonic() + hub.config.inbox["drain_time_budget_seconds"]
+    """The main drain, run while holding the drain lease (see :mod:`hub.queue`).
+
+    Drains batches, lingering briefly after a small one so rows accumulate, until a claim
+    comes back empty; then gives the lease back and looks once more for rows committed
+    meanwhile. After the time budget it queues its successor (keeping the lease) so other
+    jobs get a turn. Returns the number of rows handled.
+    """
+    queue, settings = hub.queue, hub.config.inbox
+    deadline = time.monotonic() + settings["drain_time_budget_seconds"]
+    total = 0
+    while True:
+        handled, full = drain_batch(hub)
+        total += handled
+        if not handled:
+            _queue_call(queue.release_lease)  # if Redis is away, the lease expires by itself
+            with hub.session() as session:
+                due = inbox.has_due(session)
+            if due and _queue_call(queue.take_lease):
+                continue
+            return total
+        if time.monotonic() >= deadline:
+            _queue_call(queue.enqueue, DRAIN_JOB)  # if Redis is away, a sweep re-signals
+            return total
+        _queue_call(queue.renew_lease)
+        if not full:
+            time.sleep(settings["linger_seconds"])
+
+
+def _queue_call(method, *args):
+    """Call the queue; the inbox drains on without Redis, so a Redis error is only logged."""
+    try:
+        return method(*args)
+    except Exception as exc:
+        log.warning("queue unavailable during a drain (%s)", type(exc).__name__)
+        return None
+
+
+def drain_helper(hub: Hub) -> int:
+    """A helper drain for a backlog: batches until one is not full; holds no lease."""
     total = 0
     while True:
         handled, full = drain_batch(hub)
         total += handled
         if not full:
-            return total
-        if time.monotonic() >= deadline:
-            hub.signal_drain()
             return total

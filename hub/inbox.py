@@ -1,10 +1,11 @@
 """The inbox: durable raw records, their idempotent insert, claiming and status changes."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -15,9 +16,13 @@ from hub.models import FAILED, PENDING, PROCESSED, WEBHOOK, InboxRecord, utcnow
 ERROR_LIMIT = 2000
 
 
-def store(session: Session, connector: str, deliveries: Sequence[Delivery], kind: str = WEBHOOK,
-          received_at: datetime | None = None) -> list[int]:
-    """Insert deliveries not seen before; return the new row ids (duplicates are skipped)."""
+def store(connection: Connection, connector: str, deliveries: Sequence[Delivery],
+          kind: str = WEBHOOK, received_at: datetime | None = None) -> list[int]:
+    """Insert deliveries not seen before; return the new row ids (duplicates are skipped).
+
+    One statement: atomic on its own (autocommit) or inside the caller's transaction.
+    Takes a Core connection (``session.connection()`` from a session).
+    """
     if not deliveries:
         return []
     now = received_at or utcnow()
@@ -29,14 +34,17 @@ def store(session: Session, connector: str, deliveries: Sequence[Delivery], kind
         }
         for d in _unique_by_key(deliveries)
     ]
-    dialect = session.get_bind().dialect.name
+    result = connection.execute(_insert_statement(connection.dialect.name), rows)
+    return [row[0] for row in result]
+
+
+@functools.cache
+def _insert_statement(dialect: str):
+    """INSERT ... ON CONFLICT (connector, key) DO NOTHING RETURNING id, built once per dialect."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(InboxRecord).values(rows)
-        .on_conflict_do_nothing(index_elements=["connector", "key"])
-        .returning(InboxRecord.id)
-    )
-    return [row[0] for row in session.execute(statement)]
+    table = InboxRecord.__table__
+    return (insert(table).on_conflict_do_nothing(index_elements=["connector", "key"])
+            .returning(table.c.id))
 
 
 def _unique_by_key(deliveries: Iterable[Delivery]) -> list[Delivery]:

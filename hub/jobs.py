@@ -7,8 +7,13 @@ from hub.runtime import current_hub
 
 
 def drain() -> int:
-    """Drain pending inbox rows in batches; return how many rows were handled."""
+    """Drain pending inbox rows in batches (holding the drain lease); return rows handled."""
     return draining.drain(current_hub())
+
+
+def drain_helper() -> int:
+    """Help drain a backlog beside the main drain; return how many rows were handled."""
+    return draining.drain_helper(current_hub())
 
 
 def sweep() -> bool:

@@ -78,7 +78,6 @@ class InboxRecord(Base):
         UniqueConstraint("connector", "key", name="uq_inbox_connector_key"),
         Index("ix_inbox_pending", "id", "next_attempt_at",
               postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
-        Index("ix_inbox_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -1,7 +1,12 @@
 """Job queues: real RQ queues on Redis, or the same job functions run in-process.
 
-Jobs are referenced by dotted name and take plain ids, never ORM objects. The drain
-signal is deduplicated: at most one drain job waits in the queue at any time.
+Jobs are referenced by dotted name and take plain ids, never ORM objects.
+
+The drain signal is a lease: ``signal_drain`` takes it (if free) and enqueues one drain job,
+which holds it while it drains. The job gives it back only after an empty claim, then looks
+once more for rows committed meanwhile and takes it again if there are. So a webhook
+either finds the lease held by a drain that will still see its row, or takes it itself:
+no signal is lost, and a busy hub runs one long drain instead of a job per webhook.
 """
 from __future__ import annotations
 
@@ -14,9 +19,10 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = "tributary"
 DRAIN_JOB = "hub.jobs.drain"
-DRAIN_FLAG = "tributary:drain:signalled"
-#: a signal older than this is forgotten, so a lost job is re-created by the next signal
-DRAIN_FLAG_TTL = 30
+HELPER_JOB = "hub.jobs.drain_helper"
+DRAIN_LEASE = "tributary:drain:lease"
+#: a lease not renewed for this long is free again (its drain died); a sweep re-signals
+DRAIN_LEASE_TTL = 30
 
 
 class EmbeddedQueue:
@@ -25,23 +31,34 @@ class EmbeddedQueue:
     def __init__(self, run_in_context: Callable[[Callable[[], Any]], Any]):
         self._run = run_in_context
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-jobs")
-        self._drain_waiting = threading.Event()
+        self._lease = threading.Lock()
 
     def enqueue(self, func: str, *args: Any) -> None:
         """Run ``func(*args)`` soon on the job thread."""
         self._pool.submit(self._call, func, args)
 
     def signal_drain(self) -> bool:
-        """Ask for a drain; a no-op while one is already waiting."""
-        if self._drain_waiting.is_set():
+        """Take the drain lease and queue a drain; a no-op while a drain holds it."""
+        if not self.take_lease():
             return False
-        self._drain_waiting.set()
         self.enqueue(DRAIN_JOB)
         return True
 
-    def drain_started(self) -> None:
-        """Called by the drain job as it starts, so later signals queue another drain."""
-        self._drain_waiting.clear()
+    def take_lease(self) -> bool:
+        """Take the drain lease if it is free."""
+        return self._lease.acquire(blocking=False)
+
+    def renew_lease(self) -> None:
+        """Nothing expires in-process."""
+
+    def release_lease(self) -> None:
+        """Give the drain lease back."""
+        if self._lease.locked():
+            self._lease.release()
+
+    def enqueue_helper(self) -> bool:
+        """One job thread: a helper drain would only wait behind the main one."""
+        return False
 
     def ping(self) -> None:
         """Always healthy: nothing outside this process."""
@@ -73,19 +90,34 @@ class RedisQueue:
         self.queue.enqueue(func, *args, result_ttl=0, failure_ttl=86400, **options)
 
     def signal_drain(self) -> bool:
-        """Ask for a drain; a no-op while one is already waiting in the queue."""
-        if not self.redis.set(DRAIN_FLAG, "1", nx=True, ex=DRAIN_FLAG_TTL):
+        """Take the drain lease and queue a drain; a no-op while a drain holds it."""
+        if not self.take_lease():
             return False
         try:
             self.enqueue(DRAIN_JOB)
         except Exception:
-            self.redis.delete(DRAIN_FLAG)
+            self.release_lease()
             raise
         return True
 
-    def drain_started(self) -> None:
-        """Called by the drain job as it starts, so later signals queue another drain."""
-        self.redis.delete(DRAIN_FLAG)
+    def take_lease(self) -> bool:
+        """Take the drain lease if it is free."""
+        return bool(self.redis.set(DRAIN_LEASE, "1", nx=True, ex=DRAIN_LEASE_TTL))
+
+    def renew_lease(self) -> None:
+        """Keep the lease while a long drain runs."""
+        self.redis.expire(DRAIN_LEASE, DRAIN_LEASE_TTL)
+
+    def release_lease(self) -> None:
+        """Give the drain lease back."""
+        self.redis.delete(DRAIN_LEASE)
+
+    def enqueue_helper(self) -> bool:
+        """Queue a helper drain for an idle worker, unless jobs already wait in the queue."""
+        if len(self.queue):
+            return False
+        self.enqueue(HELPER_JOB)
+        return True
 
     def ping(self) -> None:
         """Raise if Redis cannot be reached."""

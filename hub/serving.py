@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,22 @@ def work(app, burst: bool = False, metrics_port: int | None = None) -> int:
         try:
             if burst:
                 jobs.sweep()
-            worker = SimpleWorker([QUEUE_NAME], connection=hub.queue.redis)
-            worker.work(burst=burst, logging_level="WARNING")
+            _work_through_outages(SimpleWorker([QUEUE_NAME], connection=hub.queue.redis), burst)
         finally:
             if sweeper:
                 sweeper.stop()
             hub.close()
     return 0
+
+
+def _work_through_outages(worker, burst: bool) -> None:
+    """Run the RQ work loop; if Redis goes away under it, wait and start it again."""
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    while True:
+        try:
+            worker.work(burst=burst, logging_level="WARNING")
+            return
+        except (ConnectionError, TimeoutError) as exc:
+            log.warning("Redis unavailable (%s); the worker retries in 1 s", type(exc).__name__)
+            time.sleep(1)

@@ -94,6 +94,8 @@ def test_webhooks_are_accepted_while_redis_is_down_and_processed_when_it_returns
         worker = group.start()
         accept(client, 0, 20)
         wait_for(lambda: processed_count(db_engine) == 20)
+        lease_held = app.extensions["tributary"].queue.redis.exists
+        wait_for(lambda: not lease_held("tributary:drain:lease"))  # the drain is over, the worker idle
         redis.stop()
         accept(client, 20, 30)  # still 202: the records are safe in the inbox
         health = client.get("/healthz")

@@ -14,6 +14,7 @@ from dataclasses import replace
 from flask import Blueprint, Response, jsonify, request
 
 from hub import inbox, metrics
+from hub.db import run_atomic
 from hub.connector import PayloadError, SignatureError, WebhookRequest
 from hub.runtime import current_hub
 
@@ -57,8 +58,8 @@ def _receive(hub, connector, settings) -> Response:
     if len(body) > limit:
         return _error(name, 413, "too_large", f"body over {limit} bytes")
     incoming = WebhookRequest(
-        method=request.method, url=request.url, headers=dict(request.headers),
-        query=request.args.to_dict(flat=True), body=body,
+        method=request.method, headers=dict(request.headers),
+        query=request.args.to_dict(flat=True), body=body, url_factory=lambda: request.url,
     )
     reply = connector.preflight(incoming, settings)
     if reply is not None:
@@ -78,8 +79,7 @@ def _receive(hub, connector, settings) -> Response:
     kept = {h: v for h in connector.kept_headers if (v := incoming.header(h)) is not None}
     if kept:
         deliveries = [replace(d, headers={**kept, **d.headers}) for d in deliveries]
-    with hub.session.begin() as session:
-        new_ids = inbox.store(session, name, deliveries)
+    new_ids = run_atomic(hub.engine, lambda connection: inbox.store(connection, name, deliveries))
     if new_ids:
         hub.signal_drain()
         return _answer(name, 202, status="accepted", accepted=len(new_ids),

@@ -48,7 +48,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_inbox_pending', ['id', 'next_attempt_at'], unique=False,
                               postgresql_where=sa.text("status = 'pending'"),
                               sqlite_where=sa.text("status = 'pending'"))
-        batch_op.create_index('ix_inbox_received_at', ['received_at'], unique=False)
 
     op.create_table('profiles',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -162,7 +161,6 @@ def downgrade() -> None:
 
     op.drop_table('profiles')
     with op.batch_alter_table('inbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_inbox_received_at')
         batch_op.drop_index('ix_inbox_pending')
 
     op.drop_table('inbox')
