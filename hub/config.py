@@ -62,6 +62,26 @@ class InboxSettingsSchema(Schema):
     linger_seconds = fields.Float(load_default=0.02, validate=validate.Range(min=0, max=5))
 
 
+class IdentitySettingsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    default_region = fields.String(load_default="US", validate=validate.Regexp(
+        r"^[A-Za-z]{2}$", error="must be a two-letter region code such as US or GB"))
+    blocked = fields.List(fields.String(), load_default=list)
+    limits = fields.Dict(keys=fields.String(), values=fields.Integer(validate=validate.Range(min=1)),
+                         load_default=dict)
+    priority = fields.List(fields.String(), load_default=list)
+
+
+class TraitSettingsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    #: per trait, sources in order of trust: a listed source beats a newer value from a later one
+    priority = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), load_default=dict)
+
+
 class HubConfigSchema(Schema):
     """The top level of ``hub.yaml``; connector sections are checked by their own schemas."""
 
@@ -75,7 +95,8 @@ class HubConfigSchema(Schema):
     plugins = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
     webhooks = fields.Nested(WebhookSettingsSchema, load_default=lambda: WebhookSettingsSchema().load({}))
     inbox = fields.Nested(InboxSettingsSchema, load_default=lambda: InboxSettingsSchema().load({}))
-    identity = fields.Dict(load_default=dict)
+    identity = fields.Nested(IdentitySettingsSchema, load_default=lambda: IdentitySettingsSchema().load({}))
+    traits = fields.Nested(TraitSettingsSchema, load_default=lambda: TraitSettingsSchema().load({}))
     lifecycle = fields.Dict(load_default=dict)
     segments = fields.Dict(load_default=dict)
     triggers = fields.Dict(load_default=dict)
@@ -104,6 +125,7 @@ class Config:
     webhooks: dict = field(default_factory=dict)
     inbox: dict = field(default_factory=dict)
     identity: dict = field(default_factory=dict)
+    traits: dict = field(default_factory=dict)
     lifecycle: dict = field(default_factory=dict)
     segments: dict = field(default_factory=dict)
     triggers: dict = field(default_factory=dict)
@@ -219,6 +241,8 @@ def normalize_database_url(url: str) -> str:
 
 
 def _flatten(messages: Any, path: str, out: dict[str, str]) -> None:
+    if isinstance(messages, dict) and set(messages) == {"value"} and isinstance(messages["value"], dict):
+        messages = messages["value"]  # a Dict field's per-entry errors: no extra path level
     if isinstance(messages, dict):
         for key, value in messages.items():
             key = "(field)" if key == "_schema" else key

@@ -7,9 +7,10 @@ rest of ``hub/`` never name a platform.
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from marshmallow import Schema
 
@@ -77,6 +78,16 @@ class Connector:
     webhook_methods: ClassVar[Sequence[str]] = ("POST",)
     #: request headers kept with each inbox record (lower-case names)
     kept_headers: ClassVar[Sequence[str]] = ()
+
+    #: folder holding ``<name>.yaml``, the connector's mapping (None: the hub's ``mappings/``)
+    mapping_dir: ClassVar[str | None] = None
+
+    def parse(self, body: bytes, topic: str | None) -> Any:
+        """The document a stored record's mapping reads (JSON by default)."""
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise PayloadError("stored body is not JSON") from None
 
     def preflight(self, request: WebhookRequest, settings: Mapping) -> Reply | None:
         """Answer a request that is not an event (e.g. a URL validation), or return None."""

@@ -33,6 +33,17 @@ def register_connectors() -> Sequence["Connector"]:
     """
 
 
+@hookspec
+def register_transforms() -> dict:
+    """Return named transforms for mapping files: ``{name: fn(value, arg, context)}``.
+
+    ``arg`` is the resolved ``arg`` field of the spec that names the transform (the
+    currency for ``minor_units``), ``context`` holds settings such as ``default_region``.
+    A transform returns the new value, or raises ``ValueError`` for a value it cannot
+    read. Two plugins registering the same name stop the start.
+    """
+
+
 # -- processing -----------------------------------------------------------------------
 
 @hookspec

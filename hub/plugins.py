@@ -12,7 +12,7 @@ from hub.connector import Connector
 ENTRY_POINT_GROUP = "tributary.connectors"
 
 #: the hub's own plugins, registered before anything else through the same hooks
-DEFAULT_PLUGINS: tuple[str, ...] = ()
+DEFAULT_PLUGINS: tuple[str, ...] = ("hub.transforms", "hub.pipeline")
 
 
 class PluginError(Exception):
@@ -52,3 +52,14 @@ def collect_connectors(pm: pluggy.PluginManager) -> dict[str, Connector]:
                 raise PluginError(f"two plugins register the connector {connector.name!r}")
             found[connector.name] = connector
     return dict(sorted(found.items()))
+
+
+def collect_transforms(pm: pluggy.PluginManager) -> dict:
+    """Every named mapping transform; a name registered twice is an error."""
+    found: dict = {}
+    for batch in pm.hook.register_transforms():
+        for name, fn in (batch or {}).items():
+            if name in found:
+                raise PluginError(f"two plugins register the transform {name!r}")
+            found[name] = fn
+    return found

@@ -10,7 +10,9 @@ from flask import current_app
 from hub.config import Config, read_config, validate_config
 from hub.connector import Connector
 from hub.db import make_engine, make_sessionmaker
-from hub.plugins import collect_connectors, get_plugin_manager
+from hub.identity import IdentityRules
+from hub.mapping import load_mappings
+from hub.plugins import collect_connectors, collect_transforms, get_plugin_manager
 from hub.queue import EmbeddedQueue, RedisQueue
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,10 @@ class Hub:
         self.config = config
         self.pm = pm
         self.connectors = dict(connectors)
+        self.transforms = collect_transforms(pm)
+        self.mappings = load_mappings(self.connectors, self.transforms,
+                                      {"default_region": config.identity.get("default_region", "US")})
+        self.identity_rules = IdentityRules.from_config(config.identity)
         self.engine = make_engine(config.database_url)
         self.session = make_sessionmaker(self.engine)
         if config.redis_url:

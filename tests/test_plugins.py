@@ -84,7 +84,7 @@ def test_a_connector_must_be_a_named_connector():
 def test_every_hookspec_is_documented_and_tested():
     specs = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
              if hasattr(fn, "tributary_spec")]
-    assert specs == ["process_batch", "register_connectors"]
+    assert specs == ["process_batch", "register_connectors", "register_transforms"]
     test_sources = "\n".join(p.read_text() for p in TESTS.rglob("*.py") if p.name != "test_plugins.py")
     for name in specs:
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""

@@ -1,0 +1,91 @@
+"""Profile metrics, recomputed from the timeline of each profile a batch touched.
+
+Recomputing from activities (rather than adding deltas) keeps metrics exact whatever the
+order of arrival, after merges, and after a rebuild.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Iterable, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hub.models import Activity, Profile
+
+CLOSED_TICKET = {"solved", "closed"}
+
+
+def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime) -> None:
+    """Recompute and store ``metrics`` for these profiles (ids of surviving profiles)."""
+    if not profile_ids:
+        return
+    timelines: dict[str, list] = defaultdict(list)
+    for start in range(0, len(profile_ids), 500):
+        chunk = list(profile_ids[start:start + 500])
+        rows = session.execute(select(Activity.profile_id, Activity.type, Activity.source_id,
+                                      Activity.occurred_at, Activity.properties)
+                               .where(Activity.profile_id.in_(chunk)))
+        for row in rows:
+            timelines[row.profile_id].append(row)
+    session.execute(update(Profile), [
+        {"id": pid, "metrics": metrics_of(timelines.get(pid, ())), "updated_at": now} for pid in profile_ids])
+
+
+def metrics_of(activities: Iterable) -> dict:
+    """The metrics of one timeline (rows with type, source_id, occurred_at, properties)."""
+    spent: dict[str, Decimal] = defaultdict(Decimal)
+    paid: dict[str, Decimal] = defaultdict(Decimal)
+    orders: set[str] = set()
+    payments: set[str] = set()
+    tickets: dict[str, tuple[datetime, bool]] = {}
+    first = last = last_order = None
+    currency = None
+    for activity in sorted(activities, key=lambda a: (a.occurred_at, a.type, a.source_id)):
+        props = activity.properties or {}
+        when = activity.occurred_at
+        first = when if first is None else min(first, when)
+        last = when if last is None else max(last, when)
+        amount, cur = _money(props)
+        kind = activity.type
+        if kind == "order.placed":
+            orders.add(activity.source_id)
+            last_order = when if last_order is None else max(last_order, when)
+            if amount is not None:
+                spent[cur] += amount
+                currency = cur
+        elif kind == "order.refunded" and amount is not None:
+            spent[cur] -= amount
+        elif kind in ("payment.succeeded", "invoice.paid") and amount is not None:
+            payments.add(activity.source_id)
+            paid[cur] += amount
+        elif kind == "payment.refunded" and amount is not None:
+            paid[cur] -= amount
+        if kind.startswith("ticket.") and props.get("ticket_id") is not None:
+            ticket = str(props["ticket_id"])
+            closed = kind == "ticket.solved" or str(props.get("status", "")).lower() in CLOSED_TICKET
+            if ticket not in tickets or when >= tickets[ticket][0]:
+                tickets[ticket] = (when, closed)
+    return {
+        "orders_count": len(orders),
+        "total_spent": {c: str(v) for c, v in sorted(spent.items())},
+        "currency": currency,
+        "last_order_at": _iso(last_order),
+        "payments_count": len(payments),
+        "total_paid": {c: str(v) for c, v in sorted(paid.items())},
+        "open_tickets": sum(1 for _, closed in tickets.values() if not closed),
+        "first_seen_at": _iso(first),
+        "last_seen_at": _iso(last),
+    }
+
+
+def _money(props: dict) -> tuple[Decimal | None, str]:
+    if props.get("amount") in (None, ""):
+        return None, ""
+    return Decimal(str(props["amount"])), str(props.get("currency") or "").upper()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,288 @@
+"""The profile store: resolve a batch of unified records to profiles and write it, set-based.
+
+One call per drain batch: the identifiers of the whole batch are locked (PostgreSQL
+advisory locks, sorted), their owners loaded in one query, every record resolved in
+memory (attach, create, merge with the oldest surviving, or drop an identifier that
+would break a limit), then profiles, merges, identities, traits, activities and metrics
+are written with a handful of statements.
+"""
+from __future__ import annotations
+
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+from sqlalchemy import delete, func, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hub.identity import IdentityRules, identifier_hash
+from hub.profile_metrics import compute_metrics
+from hub.models import Activity, Identity, Merge, Profile, Suppression, Trait, utcnow
+from hub.unified import UnifiedRecord
+
+NAMESPACE = uuid.UUID("6f1c1f7e-3b7a-4c55-9a51-7d0c2a9e4b10")
+LOCK_BUCKETS = 1024
+CHUNK = 500
+
+Ident = tuple[str, str]
+
+
+@dataclass
+class _Known:
+    """What the batch knows of one profile."""
+
+    created_at: datetime
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch changed, for logging, metrics and the change feed."""
+
+    created: list[str] = field(default_factory=list)
+    merges: list[tuple[str, str, Ident, int]] = field(default_factory=list)
+    conflicts: list[tuple[int, Ident, str]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    suppressed: list[int] = field(default_factory=list)
+
+
+class BatchWriter:
+    """Resolves and writes one batch of records inside the caller's transaction."""
+
+    def __init__(self, session: Session, rules: IdentityRules, trait_priority: Mapping[str, Sequence[str]]):
+        self.session = session
+        self.rules = rules
+        self.trait_priority = trait_priority
+        self.owner: dict[Ident, str] = {}
+        self.known: dict[str, _Known] = {}
+        self.parent: dict[str, str] = {}
+        self.outcome = BatchOutcome()
+        self.new_identities: dict[Ident, tuple[str, str, datetime]] = {}
+        self.retired: list[tuple[Ident, str]] = []
+        self.traits: dict[tuple[str, str], tuple] = {}
+        self.activities: list[dict] = []
+
+    # -- resolution -----------------------------------------------------------------
+
+    def apply(self, records: Sequence[UnifiedRecord]) -> BatchOutcome:
+        """Resolve every record in order and write the result."""
+        prepared = [(r, self.rules.prepare(r.identities), self.rules.prepare(r.retired)) for r in records]
+        every = {ident for _, ids, old in prepared for ident in ids + old}
+        self._lock(every)
+        suppressed = self._suppressed(every)
+        self._load(every)
+        for record, ids, old in prepared:
+            if not ids or suppressed.intersection(ids):
+                if ids:
+                    self.outcome.suppressed.append(record.inbox_id)
+                continue
+            profile = self._resolve(record, ids)
+            self._collect(record, profile, old)
+        self._write()
+        return self.outcome
+
+    def _find(self, profile: str) -> str:
+        while profile in self.parent:
+            profile = self.parent[profile]
+        return profile
+
+    def _resolve(self, record: UnifiedRecord, ids: list[Ident]) -> str:
+        anchor: str | None = None
+        pending: list[Ident] = []  # identifiers no profile holds yet
+        for ident in ids:
+            owner = self.owner.get(ident)
+            owner = self._find(owner) if owner else None
+            if owner is None:
+                pending.append(ident)
+            elif anchor is None:
+                if self._fits(owner, pending):
+                    anchor = owner
+                else:
+                    self.outcome.conflicts.append((record.inbox_id, ident, "limit"))
+            elif owner != anchor:
+                if self._fits(owner, self._counts(anchor), pending):
+                    anchor = self._merge(anchor, owner, ident, record.inbox_id)
+                else:
+                    self.outcome.conflicts.append((record.inbox_id, ident, "limit"))
+        if anchor is None:
+            anchor = self._create(record, pending[0] if pending else ids[0])
+        for ident in pending:
+            if self._counts(anchor).get(ident[0], 0) < self.rules.limit(ident[0]):
+                self._attach(anchor, ident, record)
+            else:
+                self.outcome.conflicts.append((record.inbox_id, ident, "limit"))
+        return anchor
+
+    def _counts(self, profile: str) -> dict[str, int]:
+        return self.known[profile].counts
+
+    def _fits(self, profile: str, other: Mapping[str, int] | Iterable[Ident], extra: Iterable[Ident] = ()) -> bool:
+        counts = dict(self._counts(profile))
+        items = other.items() if isinstance(other, Mapping) else [(kind, 1) for kind, _ in other]
+        for kind, n in list(items) + [(kind, 1) for kind, _ in extra]:
+            counts[kind] = counts.get(kind, 0) + n
+        return all(n <= self.rules.limit(kind) for kind, n in counts.items())
+
+    def _create(self, record: UnifiedRecord, ident: Ident) -> str:
+        profile = str(uuid.uuid5(NAMESPACE, f"{record.inbox_id}:{ident[0]}:{ident[1]}"))
+        self.known[profile] = _Known(created_at=record.observed_at)
+        self.outcome.created.append(profile)
+        return profile
+
+    def _attach(self, profile: str, ident: Ident, record: UnifiedRecord) -> None:
+        self.owner[ident] = profile
+        self.new_identities[ident] = (profile, record.source, record.observed_at)
+        counts = self._counts(profile)
+        counts[ident[0]] = counts.get(ident[0], 0) + 1
+
+    def _merge(self, a: str, b: str, ident: Ident, inbox_id: int) -> str:
+        survivor, merged = sorted((a, b), key=lambda p: (self.known[p].created_at, p))
+        self.parent[merged] = survivor
+        for kind, n in self._counts(merged).items():
+            self._counts(survivor)[kind] = self._counts(survivor).get(kind, 0) + n
+        self.outcome.merges.append((survivor, merged, ident, inbox_id))
+        return survivor
+
+    def _collect(self, record: UnifiedRecord, profile: str, retired: list[Ident]) -> None:
+        self.outcome.touched.add(profile)
+        for ident in retired:
+            self.retired.append((ident, profile))
+        for name, value in record.traits.items():
+            key = self._trait_key(name, record.source, record.observed_at, record.inbox_id)
+            current = self.traits.get((profile, name))
+            if current is None or key > current[0]:
+                self.traits[(profile, name)] = (key, value, record.source, record.observed_at, record.inbox_id)
+        for activity in record.activities:
+            self.activities.append({
+                "profile_id": profile, "type": activity.type, "source": record.source,
+                "source_id": activity.source_id, "occurred_at": activity.occurred_at,
+                "properties": activity.properties, "inbox_id": record.inbox_id,
+            })
+
+    def _trait_key(self, name: str, source: str, observed_at: datetime, inbox_id: int) -> tuple:
+        order = self.trait_priority.get(name) or ()
+        rank = len(order) - order.index(source) if source in order else 0
+        return (rank, observed_at, inbox_id)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _lock(self, idents: set[Ident]) -> None:
+        if self.session.get_bind().dialect.name != "postgresql" or not idents:
+            return
+        buckets = sorted({zlib.crc32(f"{k}:{v}".encode()) % LOCK_BUCKETS for k, v in idents})
+        self.session.execute(text("SELECT pg_advisory_xact_lock(b) FROM unnest(CAST(:b AS int[])) AS b "
+                                  "ORDER BY b"), {"b": buckets})
+
+    def _suppressed(self, idents: set[Ident]) -> set[Ident]:
+        hashes = {identifier_hash(*ident): ident for ident in idents}
+        found = set()
+        for chunk in _chunks(list(hashes)):
+            found.update(self.session.scalars(
+                select(Suppression.identifier_hash).where(Suppression.identifier_hash.in_(chunk))))
+        return {hashes[h] for h in found}
+
+    def _load(self, idents: set[Ident]) -> None:
+        for chunk in _chunks(sorted(idents)):
+            rows = self.session.execute(select(Identity.type, Identity.value, Identity.profile_id)
+                                        .where(tuple_(Identity.type, Identity.value).in_(chunk)))
+            for kind, value, profile in rows:
+                self.owner[(kind, value)] = profile
+        profiles = set(self.owner.values())
+        if not profiles:
+            return
+        query = select(Profile.id, Profile.created_at).where(Profile.id.in_(sorted(profiles))).order_by(Profile.id)
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        for profile, created_at in self.session.execute(query):
+            self.known[profile] = _Known(created_at=created_at)
+        counts = select(Identity.profile_id, Identity.type, func.count()).where(
+            Identity.profile_id.in_(sorted(profiles))).group_by(Identity.profile_id, Identity.type)
+        for profile, kind, n in self.session.execute(counts):
+            self.known[profile].counts[kind] = n
+
+    # -- writing ----------------------------------------------------------------------
+
+    def _write(self) -> None:
+        session, now = self.session, utcnow()
+        created = [p for p in self.outcome.created]
+        if created:
+            session.execute(_insert(session, Profile), [
+                {"id": p, "created_at": self.known[p].created_at, "updated_at": now, "metrics": {}}
+                for p in created])
+        for survivor, merged, ident, inbox_id in self.outcome.merges:
+            self._write_merge(survivor, merged, ident, inbox_id)
+        final = self._find
+        if self.new_identities:
+            session.execute(_insert(session, Identity), [
+                {"type": k, "value": v, "profile_id": final(p), "source": src, "first_seen_at": seen,
+                 "last_seen_at": seen} for (k, v), (p, src, seen) in self.new_identities.items()])
+        for (kind, value), profile in self.retired:
+            session.execute(delete(Identity).where(Identity.type == kind, Identity.value == value,
+                                                   Identity.profile_id == final(profile)))
+        self._write_traits()
+        if self.activities:
+            for row in self.activities:
+                row["profile_id"] = final(row["profile_id"])
+            session.execute(_insert(session, Activity).on_conflict_do_nothing(
+                index_elements=["source", "source_id", "type"]), self.activities)
+        touched = sorted({final(p) for p in self.outcome.touched})
+        self.outcome.touched = set(touched)
+        compute_metrics(session, touched, now)
+
+    def _write_merge(self, survivor: str, merged: str, ident: Ident, inbox_id: int) -> None:
+        session = self.session
+        for model in (Identity, Activity):
+            session.execute(update(model).where(model.profile_id == merged).values(profile_id=survivor))
+        rows = session.execute(select(Trait).where(Trait.profile_id == merged)).scalars().all()
+        for trait in rows:
+            key = self._trait_key(trait.name, trait.source, trait.observed_at, trait.inbox_id or 0)
+            current = self.traits.get((survivor, trait.name))
+            if current is None or key > current[0]:
+                self.traits[(survivor, trait.name)] = (key, trait.value, trait.source, trait.observed_at,
+                                                       trait.inbox_id)
+        session.execute(delete(Trait).where(Trait.profile_id == merged))
+        session.execute(update(Profile).where((Profile.id == merged) | (Profile.merged_into == merged))
+                        .values(merged_into=survivor, updated_at=utcnow()))
+        session.execute(_insert(session, Merge), [{
+            "survivor_id": survivor, "merged_id": merged, "identifier_type": ident[0],
+            "identifier_value": ident[1], "inbox_id": inbox_id, "created_at": utcnow()}])
+
+    def _write_traits(self) -> None:
+        if not self.traits:
+            return
+        session, final = self.session, self._find
+        best: dict[tuple[str, str], tuple] = {}
+        for (profile, name), candidate in self.traits.items():
+            key = (final(profile), name)
+            if key not in best or candidate[0] > best[key][0]:
+                best[key] = candidate
+        existing = {}
+        for chunk in _chunks(sorted(best)):
+            for trait in session.scalars(select(Trait).where(tuple_(Trait.profile_id, Trait.name).in_(chunk))):
+                existing[(trait.profile_id, trait.name)] = trait
+        rows = []
+        for (profile, name), (key, value, source, observed_at, inbox_id) in best.items():
+            old = existing.get((profile, name))
+            if old is not None and self._trait_key(name, old.source, old.observed_at, old.inbox_id or 0) >= key:
+                continue
+            rows.append({"profile_id": profile, "name": name, "value": value, "source": source,
+                         "observed_at": observed_at, "inbox_id": inbox_id})
+        if rows:
+            statement = _insert(session, Trait)
+            statement = statement.on_conflict_do_update(
+                index_elements=["profile_id", "name"],
+                set_={c: getattr(statement.excluded, c) for c in ("value", "source", "observed_at", "inbox_id")})
+            session.execute(statement, rows)
+
+
+def _insert(session: Session, model: Any):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
