@@ -166,6 +166,44 @@ def replay(hub, connector: str | None, since: datetime | None) -> None:
     click.echo(f"re-queued {n} failed row{'s' if n != 1 else ''}")
 
 
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_hub
+def rebuild(hub, yes: bool) -> None:
+    """Drop every profile, identity, trait and activity and replay the whole inbox."""
+    from tqdm import tqdm
+
+    from hub import rebuild as rebuilding
+
+    if not yes:
+        click.confirm("Drop all derived data and replay the inbox?", abort=True)
+    with tqdm(unit="rows", desc="rebuild", disable=not sys.stderr.isatty()) as bar:
+        n = rebuilding.rebuild(hub, progress=bar.update)
+    click.echo(f"replayed {n} inbox row{'s' if n != 1 else ''}")
+
+
+@main.group()
+def profiles() -> None:
+    """Unified profiles: one per real person."""
+
+
+@profiles.command("show")
+@click.argument("identifier")
+@with_hub
+def profiles_show(hub, identifier: str) -> None:
+    """Print the profile holding IDENTIFIER (TYPE:VALUE, an e-mail or a phone number) as JSON."""
+    import json
+
+    from hub.lookup import find_profile, parse_identifier, profile_document
+
+    kind, value = parse_identifier(identifier)
+    with hub.session() as session:
+        profile = find_profile(session, hub.identity_rules, kind, value)
+        if profile is None:
+            _fail(f"no profile holds {kind}:{value}", 1)
+        click.echo(json.dumps(profile_document(session, profile), indent=2, default=str))
+
+
 # -- connectors ---------------------------------------------------------------------
 
 @main.group()

@@ -190,18 +190,29 @@ class BatchWriter:
                                         .where(tuple_(Identity.type, Identity.value).in_(chunk)))
             for kind, value, profile in rows:
                 self.owner[(kind, value)] = profile
-        profiles = set(self.owner.values())
-        if not profiles:
-            return
-        query = select(Profile.id, Profile.created_at).where(Profile.id.in_(sorted(profiles))).order_by(Profile.id)
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        for profile, created_at in self.session.execute(query):
-            self.known[profile] = _Known(created_at=created_at)
-        counts = select(Identity.profile_id, Identity.type, func.count()).where(
-            Identity.profile_id.in_(sorted(profiles))).group_by(Identity.profile_id, Identity.type)
-        for profile, kind, n in self.session.execute(counts):
-            self.known[profile].counts[kind] = n
+        self._load_profiles(set(self.owner.values()))
+
+    def _load_profiles(self, wanted: set[str]) -> None:
+        """Lock and read the owners; follow merges committed meanwhile to their survivors."""
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        while wanted:
+            query = select(Profile.id, Profile.created_at, Profile.merged_into).where(
+                Profile.id.in_(sorted(wanted))).order_by(Profile.id)
+            if postgres:
+                query = query.with_for_update()
+            following = set()
+            for profile, created_at, merged_into in self.session.execute(query):
+                self.known[profile] = _Known(created_at=created_at)
+                if merged_into:
+                    self.parent[profile] = merged_into
+                    following.add(merged_into)
+            wanted = following - set(self.known)
+        live = sorted(p for p in self.known if p not in self.parent)
+        for chunk in _chunks(live):
+            counts = select(Identity.profile_id, Identity.type, func.count()).where(
+                Identity.profile_id.in_(chunk)).group_by(Identity.profile_id, Identity.type)
+            for profile, kind, n in self.session.execute(counts):
+                self.known[profile].counts[kind] = n
 
     # -- writing ----------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ from click.testing import CliRunner
 
 from hub.cli import main
 
-COMMANDS = ["connectors", "db", "inbox", "replay", "serve", "worker"]
-SUBCOMMANDS = {"connectors": ["check", "list"], "db": ["current", "upgrade"], "inbox": ["stats"]}
+COMMANDS = ["connectors", "db", "inbox", "profiles", "rebuild", "replay", "serve", "worker"]
+SUBCOMMANDS = {"connectors": ["check", "list"], "db": ["current", "upgrade"], "inbox": ["stats"],
+               "profiles": ["show"]}
 
 
 def test_hub_help_lists_every_command():

@@ -1,0 +1,36 @@
+"""``hub rebuild``: drop everything derived from the inbox and replay it, in inbox order."""
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlalchemy import delete, func, select, update
+
+from hub.drain import drain_batch
+from hub.models import PENDING, Activity, Identity, InboxRecord, Merge, Profile, Trait, utcnow
+from hub.runtime import Hub
+
+#: derived tables, children first; suppressions and sync cursors are not derived
+DERIVED = (Merge, Activity, Trait, Identity, Profile)
+
+
+def reset(hub: Hub) -> int:
+    """Empty the derived tables and mark every inbox row pending; return the row count."""
+    with hub.session.begin() as session:
+        session.execute(update(Profile).values(merged_into=None))
+        for model in DERIVED:
+            session.execute(delete(model))
+        session.execute(update(InboxRecord).values(status=PENDING, attempts=0, error=None,
+                                                   processed_at=None, next_attempt_at=utcnow()))
+        return session.scalar(select(func.count()).select_from(InboxRecord))
+
+
+def rebuild(hub: Hub, progress: Callable[[int], None] = lambda n: None) -> int:
+    """Reset, then drain the whole inbox in this process; return the rows replayed."""
+    total = reset(hub)
+    done = 0
+    while True:
+        handled, _ = drain_batch(hub)
+        if not handled:
+            return done
+        done += handled
+        progress(handled)

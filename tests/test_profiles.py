@@ -1,0 +1,189 @@
+"""Identity resolution and the profile store, told as short stories."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.identity import IdentityRules, identifier_hash
+from hub.models import Activity, Identity, Merge, Profile, Suppression, Trait
+from hub.profiles import BatchWriter
+from hub.unified import UnifiedActivity, UnifiedRecord
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+_next_inbox = iter(range(1, 10_000))
+
+
+def rec(source, *identities, at=0, traits=None, activities=(), retired=()):
+    return UnifiedRecord(source=source, inbox_id=next(_next_inbox), observed_at=T0 + timedelta(hours=at),
+                         identities=list(identities), traits=dict(traits or {}),
+                         activities=list(activities), retired=list(retired))
+
+
+def act(kind, source_id, at=0, **properties):
+    return UnifiedActivity(kind, source_id, T0 + timedelta(hours=at), properties)
+
+
+@pytest.fixture
+def store(db_engine):
+    """Write batches like a drain does; read back people as sets of identities."""
+
+    class Store:
+        rules = IdentityRules()
+        priority: dict = {}
+
+        def write(self, *records):
+            with Session(db_engine) as session, session.begin():
+                return BatchWriter(session, self.rules, self.priority).apply(list(records))
+
+        def people(self):
+            with Session(db_engine) as session:
+                live = set(session.scalars(select(Profile.id).where(Profile.merged_into.is_(None))))
+                found = {}
+                for ident in session.scalars(select(Identity)):
+                    assert ident.profile_id in live
+                    found.setdefault(ident.profile_id, set()).add((ident.type, ident.value))
+                return sorted((sorted(v) for v in found.values()))
+
+        def profile_of(self, kind, value):
+            with Session(db_engine) as session:
+                return session.scalar(select(Identity.profile_id).where(Identity.type == kind,
+                                                                         Identity.value == value))
+
+        def traits(self, profile):
+            with Session(db_engine) as session:
+                return {t.name: (t.value, t.source) for t in
+                        session.scalars(select(Trait).where(Trait.profile_id == profile))}
+
+        def timeline(self, profile):
+            with Session(db_engine) as session:
+                return [(a.type, a.source, a.source_id) for a in session.scalars(
+                    select(Activity).where(Activity.profile_id == profile)
+                    .order_by(Activity.occurred_at.desc(), Activity.id.desc()))]
+
+        def metrics(self, profile):
+            with Session(db_engine) as session:
+                return session.get(Profile, profile).metrics
+
+        def session(self):
+            return Session(db_engine)
+
+    return Store()
+
+
+def test_one_person_across_platforms_is_one_profile(store):
+    store.write(rec("shopify", ("email", " Ana.Silva@Example.com "), ("shopify_customer_id", "101"), at=0,
+                    traits={"first_name": "Ana"},
+                    activities=[act("order.placed", "o-1", 0, amount="40.00", currency="USD")]))
+    store.write(rec("stripe", ("email", "ana.silva@example.com"), ("stripe_customer_id", "cus_9"), at=1,
+                    activities=[act("payment.succeeded", "ch_1", 1, amount="40.00", currency="USD")]))
+    store.write(rec("zendesk", ("email", "ana.silva@example.com"), ("zendesk_user_id", "55"), at=2,
+                    activities=[act("ticket.opened", "t-8", 2, ticket_id="8", status="open")]))
+    assert store.people() == [[("email", "ana.silva@example.com"), ("shopify_customer_id", "101"),
+                               ("stripe_customer_id", "cus_9"), ("zendesk_user_id", "55")]]
+    ana = store.profile_of("email", "ana.silva@example.com")
+    assert store.timeline(ana) == [("ticket.opened", "zendesk", "t-8"), ("payment.succeeded", "stripe", "ch_1"),
+                                   ("order.placed", "shopify", "o-1")]
+    assert store.metrics(ana) == {
+        "orders_count": 1, "total_spent": {"USD": "40.00"}, "currency": "USD",
+        "last_order_at": "2026-11-01T09:00:00+00:00", "payments_count": 1, "total_paid": {"USD": "40.00"},
+        "open_tickets": 1, "first_seen_at": "2026-11-01T09:00:00+00:00",
+        "last_seen_at": "2026-11-01T11:00:00+00:00"}
+
+
+def test_records_pointing_at_two_people_merge_into_the_oldest_with_evidence(store):
+    store.write(rec("website", ("website_anonymous_id", "anon-1"), at=5,
+                    activities=[act("page.viewed", "pv-1", 5)]))
+    store.write(rec("mailchimp", ("email", "bo@example.com"), at=1, traits={"first_name": "Bo"}))
+    older = store.profile_of("email", "bo@example.com")
+    newer = store.profile_of("website_anonymous_id", "anon-1")
+    link = rec("website", ("website_anonymous_id", "anon-1"), ("email", "bo@example.com"), at=6)
+    outcome = store.write(link)
+    assert store.people() == [[("email", "bo@example.com"), ("website_anonymous_id", "anon-1")]]
+    assert store.profile_of("website_anonymous_id", "anon-1") == older
+    assert outcome.merges == [(older, newer, ("website_anonymous_id", "anon-1"), link.inbox_id)]
+    with store.session() as session:
+        merge = session.scalars(select(Merge)).one()
+        assert (merge.survivor_id, merge.merged_id, merge.inbox_id) == (older, newer, link.inbox_id)
+        assert session.get(Profile, newer).merged_into == older
+    assert store.timeline(older) == [("page.viewed", "website", "pv-1")]
+    assert store.traits(older) == {"first_name": ("Bo", "mailchimp")}
+
+
+def test_a_shared_family_phone_does_not_merge_two_customers(store):
+    store.write(rec("shopify", ("shopify_customer_id", "1"), ("phone", "+1 415 555 2671"), at=0))
+    outcome = store.write(rec("shopify", ("shopify_customer_id", "2"), ("phone", "(415) 555-2671"), at=1,
+                              traits={"first_name": "Kid"}))
+    assert store.people() == [[("phone", "+14155552671"), ("shopify_customer_id", "1")],
+                              [("shopify_customer_id", "2")]]
+    assert [(ident, reason) for _, ident, reason in outcome.conflicts] == [(("phone", "+14155552671"), "limit")]
+    kid = store.profile_of("shopify_customer_id", "2")
+    assert store.traits(kid) == {"first_name": ("Kid", "shopify")}
+
+
+def test_an_old_update_arriving_late_changes_nothing(store):
+    store.write(rec("shopify", ("email", "cy@example.com"), at=10, traits={"first_name": "Cyrus", "locale": "fr"}))
+    store.write(rec("shopify", ("email", "cy@example.com"), at=2, traits={"first_name": "Cy"}))
+    person = store.profile_of("email", "cy@example.com")
+    assert store.traits(person) == {"first_name": ("Cyrus", "shopify"), "locale": ("fr", "shopify")}
+    store.write(rec("shopify", ("email", "cy@example.com"), at=11, traits={"first_name": "Cyrus J."}))
+    assert store.traits(person)["first_name"] == ("Cyrus J.", "shopify")
+
+
+def test_a_trusted_source_beats_a_newer_value_from_another(store):
+    store.priority = {"email_consent": ["mailchimp"]}
+    store.write(rec("mailchimp", ("email", "di@example.com"), at=1, traits={"email_consent": "unsubscribed"}))
+    store.write(rec("shopify", ("email", "di@example.com"), at=5, traits={"email_consent": "subscribed"}))
+    assert store.traits(store.profile_of("email", "di@example.com")) == {
+        "email_consent": ("unsubscribed", "mailchimp")}
+
+
+def test_junk_identifiers_join_nobody(store):
+    store.write(rec("web", ("email", "test@test.com"), ("phone", "0"), ("website_anonymous_id", "a1"), at=0))
+    store.write(rec("web", ("email", "TEST@test.com"), ("email", "noreply@shop.example"),
+                    ("website_anonymous_id", "a2"), at=1))
+    assert store.people() == [[("website_anonymous_id", "a1")], [("website_anonymous_id", "a2")]]
+
+
+def test_the_email_limit_keeps_the_sixth_address_out(store):
+    emails = [("email", f"e{i}@example.com") for i in range(6)]
+    store.write(rec("web", ("website_user_id", "u1"), *emails[:5], at=0))
+    outcome = store.write(rec("web", ("website_user_id", "u1"), emails[5], at=1))
+    assert store.people() == [sorted([("website_user_id", "u1"), *emails[:5]])]
+    assert [ident for _, ident, _ in outcome.conflicts] == [emails[5]]
+
+
+def test_an_erased_person_is_not_created_again(store):
+    with store.session() as session, session.begin():
+        session.add(Suppression(identifier_hash=identifier_hash("email", "gone@example.com")))
+    outcome = store.write(rec("shopify", ("email", "Gone@Example.com"), ("shopify_customer_id", "9"), at=0,
+                              activities=[act("order.placed", "o-9", 0)]))
+    assert store.people() == []
+    assert len(outcome.suppressed) == 1
+
+
+def test_an_email_change_moves_the_identity_and_keeps_the_person(store):
+    store.write(rec("mailchimp", ("email", "old@example.com"), ("mailchimp_member_id", "m1"), at=0))
+    person = store.profile_of("email", "old@example.com")
+    store.write(rec("mailchimp", ("email", "new@example.com"), ("mailchimp_member_id", "m1"), at=1,
+                    retired=[("email", "old@example.com")], traits={"email": "new@example.com"}))
+    assert store.people() == [[("email", "new@example.com"), ("mailchimp_member_id", "m1")]]
+    assert store.profile_of("email", "new@example.com") == person
+
+
+def test_duplicate_activities_count_once_and_refunds_net_out(store):
+    order = act("order.placed", "o-1", 0, amount="100.00", currency="EUR")
+    yen = act("order.placed", "o-2", 1, amount="5000", currency="JPY")
+    refund = act("order.refunded", "r-1", 2, amount="30.00", currency="EUR")
+    solved = act("ticket.solved", "t-1:solved", 3, ticket_id="1", status="solved")
+    opened = act("ticket.opened", "t-1:opened", 1, ticket_id="1", status="open")
+    store.write(rec("shopify", ("email", "eu@example.com"), at=0, activities=[order, order]),
+                rec("shopify", ("email", "eu@example.com"), at=1, activities=[yen]))
+    store.write(rec("shopify", ("email", "eu@example.com"), at=2, activities=[refund, order]),
+                rec("zendesk", ("email", "eu@example.com"), at=3, activities=[solved]))
+    store.write(rec("zendesk", ("email", "eu@example.com"), at=1, activities=[opened]))
+    person = store.profile_of("email", "eu@example.com")
+    metrics = store.metrics(person)
+    assert (metrics["orders_count"], metrics["total_spent"], metrics["open_tickets"]) == (
+        2, {"EUR": "70.00", "JPY": "5000"}, 0)
+    assert len(store.timeline(person)) == 5
