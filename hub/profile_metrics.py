@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from hub.models import Activity, Profile
@@ -30,8 +30,10 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
                                .where(Activity.profile_id.in_(chunk)))
         for row in rows:
             timelines[row.profile_id].append(row)
-    session.execute(update(Profile), [
-        {"id": pid, "metrics": metrics_of(timelines.get(pid, ())), "updated_at": now} for pid in profile_ids])
+    profiles = Profile.__table__
+    session.connection().execute(
+        profiles.update().where(profiles.c.id == bindparam("pid")).values(metrics=bindparam("m"), updated_at=now),
+        [{"pid": pid, "m": metrics_of(timelines.get(pid, ()))} for pid in profile_ids])
 
 
 def metrics_of(activities: Iterable) -> dict:

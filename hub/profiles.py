@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import delete, func, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -185,11 +185,16 @@ class BatchWriter:
         return {hashes[h] for h in found}
 
     def _load(self, idents: set[Ident]) -> None:
-        for chunk in _chunks(sorted(idents)):
-            rows = self.session.execute(select(Identity.type, Identity.value, Identity.profile_id)
-                                        .where(tuple_(Identity.type, Identity.value).in_(chunk)))
-            for kind, value, profile in rows:
-                self.owner[(kind, value)] = profile
+        by_type: dict[str, list[str]] = {}
+        for kind, value in sorted(idents):
+            by_type.setdefault(kind, []).append(value)
+        table = Identity.__table__
+        for kind, values in by_type.items():  # (type, value IN ...) uses the unique index
+            for chunk in _chunks(values):
+                rows = self.session.execute(select(table.c.value, table.c.profile_id)
+                                            .where(table.c.type == kind, table.c.value.in_(chunk)))
+                for value, profile in rows:
+                    self.owner[(kind, value)] = profile
         self._load_profiles(set(self.owner.values()))
 
     def _load_profiles(self, wanted: set[str]) -> None:
@@ -223,8 +228,7 @@ class BatchWriter:
             session.execute(_insert(session, Profile), [
                 {"id": p, "created_at": self.known[p].created_at, "updated_at": now, "metrics": {}}
                 for p in created])
-        for survivor, merged, ident, inbox_id in self.outcome.merges:
-            self._write_merge(survivor, merged, ident, inbox_id)
+        self._write_merges(now)
         final = self._find
         if self.new_identities:
             session.execute(_insert(session, Identity), [
@@ -243,23 +247,34 @@ class BatchWriter:
         self.outcome.touched = set(touched)
         compute_metrics(session, touched, now)
 
-    def _write_merge(self, survivor: str, merged: str, ident: Ident, inbox_id: int) -> None:
-        session = self.session
-        for model in (Identity, Activity):
-            session.execute(update(model).where(model.profile_id == merged).values(profile_id=survivor))
-        rows = session.execute(select(Trait).where(Trait.profile_id == merged)).scalars().all()
-        for trait in rows:
-            key = self._trait_key(trait.name, trait.source, trait.observed_at, trait.inbox_id or 0)
-            current = self.traits.get((survivor, trait.name))
-            if current is None or key > current[0]:
-                self.traits[(survivor, trait.name)] = (key, trait.value, trait.source, trait.observed_at,
-                                                       trait.inbox_id)
-        session.execute(delete(Trait).where(Trait.profile_id == merged))
-        session.execute(update(Profile).where((Profile.id == merged) | (Profile.merged_into == merged))
-                        .values(merged_into=survivor, updated_at=utcnow()))
-        session.execute(_insert(session, Merge), [{
-            "survivor_id": survivor, "merged_id": merged, "identifier_type": ident[0],
-            "identifier_value": ident[1], "inbox_id": inbox_id, "created_at": utcnow()}])
+    def _write_merges(self, now: datetime) -> None:
+        """Move everything of the merged-away profiles to their final survivors, set-based."""
+        if not self.outcome.merges:
+            return
+        moved = {merged: self._find(merged) for _, merged, _, _ in self.outcome.merges}
+        params = [{"m": m, "s": s} for m, s in sorted(moved.items())]
+        connection = self.session.connection()
+        for table in (Identity.__table__, Activity.__table__):
+            connection.execute(table.update().where(table.c.profile_id == bindparam("m"))
+                               .values(profile_id=bindparam("s")), params)
+        traits = Trait.__table__
+        for chunk in _chunks(sorted(moved)):
+            for trait in connection.execute(select(traits).where(traits.c.profile_id.in_(chunk))):
+                survivor = moved[trait.profile_id]
+                key = self._trait_key(trait.name, trait.source, trait.observed_at, trait.inbox_id or 0)
+                current = self.traits.get((survivor, trait.name))
+                if current is None or key > current[0]:
+                    self.traits[(survivor, trait.name)] = (key, trait.value, trait.source, trait.observed_at,
+                                                           trait.inbox_id)
+            connection.execute(traits.delete().where(traits.c.profile_id.in_(chunk)))
+        profiles = Profile.__table__
+        connection.execute(profiles.update().where(or_(profiles.c.id == bindparam("m"),
+                                                       profiles.c.merged_into == bindparam("m")))
+                           .values(merged_into=bindparam("s"), updated_at=now), params)
+        connection.execute(insert(Merge.__table__), [
+            {"survivor_id": survivor, "merged_id": merged, "identifier_type": ident[0],
+             "identifier_value": ident[1], "inbox_id": inbox_id, "created_at": now}
+            for survivor, merged, ident, inbox_id in self.outcome.merges])
 
     def _write_traits(self) -> None:
         if not self.traits:
@@ -271,9 +286,11 @@ class BatchWriter:
             if key not in best or candidate[0] > best[key][0]:
                 best[key] = candidate
         existing = {}
-        for chunk in _chunks(sorted(best)):
-            for trait in session.scalars(select(Trait).where(tuple_(Trait.profile_id, Trait.name).in_(chunk))):
-                existing[(trait.profile_id, trait.name)] = trait
+        table = Trait.__table__
+        for chunk in _chunks(sorted({profile for profile, _ in best})):
+            for trait in session.execute(select(table).where(table.c.profile_id.in_(chunk))):
+                if (trait.profile_id, trait.name) in best:
+                    existing[(trait.profile_id, trait.name)] = trait
         rows = []
         for (profile, name), (key, value, source, observed_at, inbox_id) in best.items():
             old = existing.get((profile, name))
@@ -290,8 +307,9 @@ class BatchWriter:
 
 
 def _insert(session: Session, model: Any):
+    """A dialect INSERT on the model's table (Core: no ORM bookkeeping for bulk rows)."""
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
 
 
 def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
 
 #: the timeline vocabulary; a type is never reused with another meaning
 ACTIVITY_TYPES = (
@@ -52,42 +51,41 @@ class UnifiedRecord:
     retired: list[tuple[str, str]] = field(default_factory=list)
 
 
-class _ActivitySchema(Schema):
-    type = fields.String(required=True, validate=validate.OneOf(ACTIVITY_TYPES))
-    source_id = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    occurred_at = fields.AwareDateTime(required=True)
-    properties = fields.Dict(keys=fields.String())
-
-
-class _RecordSchema(Schema):
-    source = fields.String(required=True)
-    inbox_id = fields.Integer(required=True)
-    observed_at = fields.AwareDateTime(required=True)
-    identities = fields.List(fields.Tuple((fields.String(validate=validate.Length(min=1, max=64)),
-                                           fields.String(validate=validate.Length(min=1, max=320)))))
-    retired = fields.List(fields.Tuple((fields.String(), fields.String())))
-    traits = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)))
-    activities = fields.List(fields.Nested(_ActivitySchema))
-
-
-_SCHEMA = _RecordSchema()
+_ACTIVITY_SET = frozenset(ACTIVITY_TYPES)
+_CONSENT_SET = frozenset(EMAIL_CONSENT)
 
 
 def validate_record(record: UnifiedRecord) -> UnifiedRecord:
-    """Raise ``ValueError`` naming the field if the record breaks the unified schema."""
-    errors = _SCHEMA.validate({
-        "source": record.source, "inbox_id": record.inbox_id, "observed_at": record.observed_at.isoformat(),
-        "identities": record.identities, "retired": record.retired, "traits": record.traits,
-        "activities": [{"type": a.type, "source_id": a.source_id, "occurred_at": a.occurred_at.isoformat(),
-                        "properties": a.properties} for a in record.activities],
-    })
+    """Raise ``ValueError`` naming the field if the record breaks the unified schema.
+
+    Runs once per record on the hot path, so it is plain code; the structure it checks
+    against is the one the mapping files' marshmallow schema enforces at start.
+    """
+    problems = []
+    if record.observed_at.tzinfo is None:
+        problems.append("observed_at: must be timezone-aware")
+    for i, (kind, value) in enumerate(record.identities + record.retired):
+        if not (0 < len(kind) <= 64 and 0 < len(value) <= 320):
+            problems.append(f"identities[{i}]: type and value must be 1-64 and 1-320 characters")
+    for name in record.traits:
+        if not 0 < len(name) <= 64:
+            problems.append(f"traits.{name}: name must be 1-64 characters")
     consent = record.traits.get("email_consent")
-    if consent is not None and consent not in EMAIL_CONSENT:
-        errors["traits"] = {"email_consent": [f"must be one of {', '.join(EMAIL_CONSENT)}"]}
-    if errors:
-        raise ValueError(f"unified record breaks the schema: {errors}")
+    if consent is not None and consent not in _CONSENT_SET:
+        problems.append(f"traits.email_consent: must be one of {', '.join(EMAIL_CONSENT)}")
+    for i, activity in enumerate(record.activities):
+        if activity.type not in _ACTIVITY_SET:
+            problems.append(f"activities[{i}].type: {activity.type!r} is not in the vocabulary")
+        if not 0 < len(activity.source_id) <= 255:
+            problems.append(f"activities[{i}].source_id: must be 1-255 characters")
+        if activity.occurred_at.tzinfo is None:
+            problems.append(f"activities[{i}].occurred_at: must be timezone-aware")
+        if not isinstance(activity.properties, dict):
+            problems.append(f"activities[{i}].properties: must be a mapping")
+    if problems:
+        raise ValueError("unified record breaks the schema: " + "; ".join(problems))
     return record
 
 
 __all__ = ["ACTIVITY_TYPES", "EMAIL_CONSENT", "KNOWN_TRAITS", "UnifiedActivity", "UnifiedRecord",
-           "ValidationError", "validate_record"]
+           "validate_record"]

@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 ECHO_SECRET = "echo-secret-0123456789"
+#: the connectors this package installs through its entry points
+BUILT_IN_CONNECTORS = ["freshdesk", "klaviyo", "mailchimp", "sendgrid", "shopify", "website",
+                       "woocommerce", "zendesk"]
 
 
 def pytest_collection_modifyitems(config, items):

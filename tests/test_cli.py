@@ -3,6 +3,7 @@ import click
 from click.testing import CliRunner
 
 from hub.cli import main
+from tests.conftest import BUILT_IN_CONNECTORS
 
 COMMANDS = ["connectors", "db", "inbox", "profiles", "rebuild", "replay", "serve", "worker"]
 SUBCOMMANDS = {"connectors": ["check", "list"], "db": ["current", "upgrade"], "inbox": ["stats"],
@@ -38,10 +39,8 @@ def test_connectors_list_and_check(tmp_path, monkeypatch):
     runner = CliRunner()
     listed = runner.invoke(main, ["--config", str(config), "connectors", "list"])
     assert listed.exit_code == 0, listed.output
-    assert listed.output.splitlines() == [
-        "echo             enabled   tests.plugins.echo",
-        "website          disabled  connectors.website",
-    ]
+    assert listed.output.splitlines() == ["echo             enabled   tests.plugins.echo"] + [
+        f"{name:<16} disabled  connectors.{name}" for name in BUILT_IN_CONNECTORS]
     checked = runner.invoke(main, ["--config", str(config), "connectors", "check"])
     assert (checked.exit_code, checked.output) == (0, "echo: configuration ok\n")
     config.write_text(f"database_url: sqlite:///{tmp_path}/x.db\n")

@@ -5,7 +5,7 @@ import pytest
 
 from hub.config import ConfigError, normalize_database_url, read_config, validate_config
 from hub.plugins import collect_connectors, get_plugin_manager
-from tests.conftest import ROOT
+from tests.conftest import BUILT_IN_CONNECTORS, ROOT
 
 
 def load(tree, env=None):
@@ -71,7 +71,7 @@ def test_api_token_rules():
 
 def test_unknown_connector_lists_the_known_ones():
     assert problems_of({"connectors": {"nope": {"enabled": True}}}) == {
-        "connectors.nope": "unknown connector (known: echo, website)"
+        "connectors.nope": "unknown connector (known: " + ", ".join(sorted(["echo", *BUILT_IN_CONNECTORS])) + ")"
     }
 
 

@@ -168,3 +168,19 @@ def test_every_shipped_mapping_is_valid_and_uses_the_vocabulary():
     shipped = sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml"))
     assert sorted(found) == shipped
     assert "website" in found
+
+
+def test_unified_records_are_checked_before_they_are_stored():
+    from hub.unified import UnifiedRecord, validate_record
+
+    record = UnifiedRecord("shop", 1, RECEIVED, identities=[("email", "x" * 321)],
+                           traits={"email_consent": "maybe"},
+                           activities=[UnifiedActivity("order.shipped", "", datetime(2026, 1, 1), [])])
+    with pytest.raises(ValueError) as info:
+        validate_record(record)
+    assert str(info.value) == (
+        "unified record breaks the schema: identities[0]: type and value must be 1-64 and 1-320 characters; "
+        "traits.email_consent: must be one of subscribed, unsubscribed, cleaned, bounced, spam_reported, pending; "
+        "activities[0].type: 'order.shipped' is not in the vocabulary; "
+        "activities[0].source_id: must be 1-255 characters; "
+        "activities[0].occurred_at: must be timezone-aware; activities[0].properties: must be a mapping")

@@ -1,0 +1,124 @@
+"""WooCommerce: one REST resource per request, signed with a base64 HMAC-SHA256 of the raw body.
+
+WooCommerce sends no event id (``X-WC-Webhook-Delivery-ID`` is a hash of the webhook id and
+the current second), so the key is derived from the resource state:
+``<resource>:<id>:<date_modified_gmt>:<event>``. A redelivery of the same state gives the
+same key; a later modification gives a new one.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from datetime import datetime, timezone
+from typing import Mapping
+
+from marshmallow import fields, validate
+
+from hub.config import ConnectorSettingsSchema
+from hub.connector import (Connector, Delivery, PayloadError, Reply, SignatureError, WebhookRequest,
+                           constant_time_equal)
+from hub.hookspecs import hookimpl
+
+#: the body of the unsigned ping WooCommerce sends when a webhook is saved or activated
+PING = re.compile(rb"webhook_id=[0-9]+")
+#: what ``wp_specialchars_decode($secret, ENT_QUOTES)`` undoes before WooCommerce signs
+_ENTITY_PADDING = ((re.compile(r"&#0*39;"), "&#039;"), (re.compile(r"&#x0*27;", re.I), "&#x27;"),
+                   (re.compile(r"&#0*34;"), "&#034;"), (re.compile(r"&#x0*22;", re.I), "&#x22;"),
+                   (re.compile(r"&#0*60;"), "&#060;"), (re.compile(r"&#0*62;"), "&#062;"),
+                   (re.compile(r"&#0*38;"), "&#038;"), (re.compile(r"&#x0*26;", re.I), "&#x26;"))
+_ENTITIES = {"&#039;": "'", "&#x27;": "'", "&quot;": '"', "&#034;": '"', "&#x22;": '"',
+             "&lt;": "<", "&#060;": "<", "&gt;": ">", "&#062;": ">",
+             "&amp;": "&", "&#038;": "&", "&#x26;": "&"}
+_ENTITY = re.compile("|".join(re.escape(entity) for entity in _ENTITIES))
+
+
+class WooCommerceSettings(ConnectorSettingsSchema):
+    """``connectors.woocommerce``: the webhook secret, and optional REST API credentials."""
+
+    webhook_secret = fields.String(required=True, validate=validate.Length(min=1))
+    store_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    consumer_key = fields.String(load_default=None, allow_none=True)
+    consumer_secret = fields.String(load_default=None, allow_none=True)
+
+
+class WooCommerce(Connector):
+    """``POST /webhooks/woocommerce``: one resource per request, one inbox record."""
+
+    name = "woocommerce"
+    settings_schema = WooCommerceSettings
+    kept_headers = ("x-wc-webhook-source", "x-wc-webhook-topic", "x-wc-webhook-resource",
+                    "x-wc-webhook-event", "x-wc-webhook-id", "x-wc-webhook-delivery-id")
+
+    def preflight(self, request: WebhookRequest, settings: Mapping) -> Reply | None:
+        """Answer the setup ping (``webhook_id=N``) with exactly 200; it carries no record."""
+        if request.method == "POST" and PING.fullmatch(request.body):
+            return Reply(200, "")
+        return None
+
+    def verify(self, request: WebhookRequest, settings: Mapping) -> None:
+        """Check ``X-WC-Webhook-Signature`` against the raw body."""
+        given = request.header("X-WC-Webhook-Signature")
+        if not given:
+            raise SignatureError("missing X-WC-Webhook-Signature header")
+        if not constant_time_equal(signature(settings["webhook_secret"], request.body), given.strip()):
+            raise SignatureError("X-WC-Webhook-Signature does not match the body")
+
+    def split(self, request: WebhookRequest, settings: Mapping) -> list[Delivery]:
+        """One delivery keyed by resource, id, modification time and event; body kept verbatim."""
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not _is_id(payload.get("id")):
+            raise PayloadError("body is not a JSON object with an id")
+        topic = request.header("X-WC-Webhook-Topic")
+        if not topic or "." not in topic:
+            raise PayloadError("missing X-WC-Webhook-Topic header")
+        resource, _, event = topic.partition(".")
+        resource = request.header("X-WC-Webhook-Resource") or resource
+        event = request.header("X-WC-Webhook-Event") or event
+        modified = payload.get("date_modified_gmt") or payload.get("date_modified") or ""
+        key = f"{resource}:{payload['id']}:{modified}:{event}"
+        occurred_at = _gmt(payload.get("date_modified_gmt"))
+        return [Delivery(key=key[:255], body=request.body, topic=topic, occurred_at=occurred_at)]
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The ``X-WC-Webhook-Signature`` value for ``body``, keyed as WooCommerce keys it."""
+    key = _decode_entities(secret).encode()
+    return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
+
+
+def _decode_entities(secret: str) -> str:
+    """WordPress's ``wp_specialchars_decode(..., ENT_QUOTES)``: only ``& < > " '`` entities."""
+    if "&" not in secret:
+        return secret
+    for pattern, canonical in _ENTITY_PADDING:
+        secret = pattern.sub(canonical, secret)
+    return _ENTITY.sub(lambda match: _ENTITIES[match.group(0)], secret)
+
+
+def _is_id(value) -> bool:
+    """A resource id: a positive integer or a non-empty string."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, int) and value > 0) or (isinstance(value, str) and bool(value.strip()))
+
+
+def _gmt(value) -> datetime | None:
+    """A WooCommerce ``*_gmt`` time (ISO 8601 without offset, in UTC) as an aware datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+@hookimpl
+def register_connectors():
+    return [WooCommerce()]
