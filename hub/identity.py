@@ -6,6 +6,7 @@ same way, and every decision that drops an identifier is reported as a conflict.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -58,8 +59,7 @@ class IdentityRules:
 
     def is_blocked(self, text: str) -> bool:
         """True for placeholders that would join unrelated people."""
-        lowered = text.lower()
-        return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in self.blocked)
+        return _blocked_matcher(self.blocked)(text.lower())
 
     def limit(self, kind: str) -> int:
         """How many values of this type one profile may hold."""
@@ -94,3 +94,12 @@ def is_platform_id(kind: str) -> bool:
 def identifier_hash(kind: str, value: str) -> str:
     """The hash kept for an erased identifier (suppression)."""
     return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _blocked_matcher(patterns: tuple[str, ...]):
+    """One compiled test for exact values and ``*`` patterns (``fnmatch`` syntax)."""
+    exact = frozenset(p for p in patterns if not any(c in p for c in "*?["))
+    wild = [p for p in patterns if p not in exact]
+    regex = re.compile("|".join(fnmatch.translate(p) for p in wild)) if wild else None
+    return lambda text: text in exact or bool(regex and regex.match(text))
