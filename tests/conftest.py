@@ -30,8 +30,8 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 ECHO_SECRET = "echo-secret-0123456789"
 #: the connectors this package installs through its entry points
-BUILT_IN_CONNECTORS = ["freshdesk", "klaviyo", "mailchimp", "sendgrid", "shopify", "website",
-                       "woocommerce", "zendesk"]
+BUILT_IN_CONNECTORS = ["freshdesk", "klaviyo", "mailchimp", "paypal", "sendgrid", "shopify", "stripe",
+                       "website", "woocommerce", "zendesk"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,0 +1,167 @@
+"""PayPal: one event per request, signed with PayPal's RSA key (``SHA256withRSA``).
+
+The signed string is ``"{transmission_id}|{transmission_time}|{webhook_id}|{crc32}"``:
+the ``PAYPAL-TRANSMISSION-ID`` and ``PAYPAL-TRANSMISSION-TIME`` headers, the id of *our*
+webhook in the PayPal app (from the settings, never from the request) and the CRC-32 of
+the raw body as an unsigned decimal. ``PAYPAL-TRANSMISSION-SIG`` (base64) is checked with
+the public key of the X.509 certificate at ``PAYPAL-CERT-URL``, which is only downloaded
+from PayPal's own API hosts over HTTPS and kept in memory per URL. The idempotency key is
+the event ``id`` (``WH-...``).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import zlib
+from datetime import datetime, timezone
+from typing import Mapping
+from urllib.parse import urlsplit
+
+import requests
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+from marshmallow import fields, validate
+
+from hub.config import ConnectorSettingsSchema
+from hub.connector import Connector, Delivery, PayloadError, SignatureError, WebhookRequest
+from hub.hookspecs import hookimpl
+
+TRANSMISSION_ID = "PAYPAL-TRANSMISSION-ID"
+TRANSMISSION_TIME = "PAYPAL-TRANSMISSION-TIME"
+TRANSMISSION_SIG = "PAYPAL-TRANSMISSION-SIG"
+CERT_URL = "PAYPAL-CERT-URL"
+AUTH_ALGO = "PAYPAL-AUTH-ALGO"
+ALGORITHM = "SHA256withRSA"
+#: the only hosts a signing certificate is fetched from (live and sandbox REST API hosts)
+CERT_HOSTS = frozenset({"api.paypal.com", "api-m.paypal.com", "api.sandbox.paypal.com",
+                        "api-m.sandbox.paypal.com"})
+CERT_SUBJECT_SUFFIX = ".paypal.com"
+DOWNLOAD_TIMEOUT = (3.05, 5)
+MAX_CERT_BYTES = 64 * 1024
+
+
+class PayPalSettings(ConnectorSettingsSchema):
+    """``connectors.paypal``: the webhook id (part of the signed string) and API credentials."""
+
+    webhook_id = fields.String(required=True, validate=validate.Length(min=1))
+    client_id = fields.String(load_default=None, allow_none=True)
+    client_secret = fields.String(load_default=None, allow_none=True)
+
+
+class PayPal(Connector):
+    """``POST /webhooks/paypal``: one PayPal webhook event per request, one inbox record."""
+
+    name = "paypal"
+    settings_schema = PayPalSettings
+    kept_headers = ("paypal-transmission-id", "paypal-transmission-time", "paypal-cert-url",
+                    "paypal-auth-algo")
+
+    def verify(self, request: WebhookRequest, settings: Mapping) -> None:
+        """Verify ``PAYPAL-TRANSMISSION-SIG`` with PayPal's certificate (offline self-verification)."""
+        names = (TRANSMISSION_ID, TRANSMISSION_TIME, TRANSMISSION_SIG, CERT_URL, AUTH_ALGO)
+        values = [request.header(name) for name in names]
+        missing = [name for name, value in zip(names, values) if not value]
+        if missing:
+            raise SignatureError(f"missing {', '.join(missing)} header{'s' if len(missing) > 1 else ''}")
+        transmission_id, transmission_time, sig, cert_url, algorithm = values
+        if algorithm.strip().lower() != ALGORITHM.lower():
+            raise SignatureError(f"{AUTH_ALGO} must be {ALGORITHM}")
+        if not is_paypal_cert_url(cert_url):
+            raise SignatureError(f"{CERT_URL} is not a PayPal certificate URL")
+        try:
+            decoded = base64.b64decode(sig.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise SignatureError(f"{TRANSMISSION_SIG} is not base64") from None
+        key = _public_key(cert_url)
+        message = signed_string(transmission_id, transmission_time, settings["webhook_id"], request.body)
+        try:
+            key.verify(decoded, message, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            raise SignatureError(f"{TRANSMISSION_SIG} does not match") from None
+
+    def split(self, request: WebhookRequest, settings: Mapping) -> list[Delivery]:
+        """One delivery keyed by the event ``id``; topic ``event_type``; time ``create_time``."""
+        try:
+            event = json.loads(request.body)
+        except ValueError:
+            raise PayloadError("body is not JSON") from None
+        if not isinstance(event, dict):
+            raise PayloadError("body is not a JSON object")
+        key, topic = event.get("id"), event.get("event_type")
+        if not isinstance(key, str) or not key:
+            raise PayloadError("event has no id")
+        if not isinstance(topic, str) or not topic:
+            raise PayloadError("event has no event_type")
+        return [Delivery(key=key[:255], body=request.body, topic=topic[:255],
+                         occurred_at=_timestamp(event.get("create_time")))]
+
+
+def signed_string(transmission_id: str, transmission_time: str, webhook_id: str, body: bytes) -> bytes:
+    """What PayPal signs: ``id|time|webhook_id|crc32(body)``, the CRC as an unsigned decimal."""
+    return f"{transmission_id}|{transmission_time}|{webhook_id}|{zlib.crc32(body) & 0xFFFFFFFF}".encode()
+
+
+def is_paypal_cert_url(url: str) -> bool:
+    """True only for ``https://<PayPal API host>[:443]/...`` with nothing unusual in it."""
+    if not url.isascii() or not url.isprintable() or " " in url or "\\" in url:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    netloc = parts.netloc.lower()
+    host = netloc[:-4] if netloc.endswith(":443") else netloc
+    return parts.scheme == "https" and host in CERT_HOSTS and parts.path.startswith("/")
+
+
+def _public_key(url: str) -> rsa.RSAPublicKey:
+    """The RSA key of the certificate at ``url``, checked to be a current PayPal certificate."""
+    try:
+        certificate = fetch_certificate(url)
+    except (requests.RequestException, ValueError):
+        raise SignatureError("could not fetch the PayPal certificate") from None
+    now = datetime.now(timezone.utc)
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        raise SignatureError("the PayPal certificate is expired or not yet valid")
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names or not str(names[0].value).lower().endswith(CERT_SUBJECT_SUFFIX):
+        raise SignatureError("the certificate at PAYPAL-CERT-URL is not issued to PayPal")
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise SignatureError("the PayPal certificate does not hold an RSA key")
+    return key
+
+
+@functools.lru_cache(maxsize=32)
+def fetch_certificate(url: str) -> x509.Certificate:
+    """Download and parse the first (leaf) PEM certificate at ``url``; raise on any failure."""
+    with requests.get(url, timeout=DOWNLOAD_TIMEOUT, allow_redirects=False, stream=True) as response:
+        if response.status_code != 200:
+            raise ValueError(f"certificate download answered {response.status_code}")
+        data = b""
+        for chunk in response.iter_content(chunk_size=8192):
+            data += chunk
+            if len(data) > MAX_CERT_BYTES:
+                raise ValueError("certificate download too large")
+    return x509.load_pem_x509_certificates(data)[0]
+
+
+def _timestamp(value) -> datetime | None:
+    """An RFC 3339 time with an offset, in UTC; None if absent, naive or unparseable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+
+
+@hookimpl
+def register_connectors():
+    return [PayPal()]

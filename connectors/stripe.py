@@ -1,0 +1,123 @@
+"""Stripe: one event per request, signed in ``Stripe-Signature`` with an HMAC-SHA256.
+
+The header is ``t=<unix>,v1=<hex>[,v1=<hex>...][,v0=<hex>]``. Each ``v1`` is the hex
+HMAC-SHA256 of ``"{t}.{raw body}"`` keyed with the endpoint's whole ``whsec_...`` secret
+as UTF-8 (not base64-decoded). Any ``v1`` may match (several are sent while a secret is
+being rolled); every other scheme is ignored. Unlike Stripe's SDK, which only rejects old
+timestamps, a timestamp too far in the future is rejected too. The idempotency key is the
+event ``id`` (``evt_...``).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import datetime, timezone
+from typing import Mapping
+
+from marshmallow import fields, validate
+
+from hub.config import ConnectorSettingsSchema
+from hub.connector import Connector, Delivery, PayloadError, SignatureError, WebhookRequest
+from hub.hookspecs import hookimpl
+
+HEADER = "Stripe-Signature"
+SCHEME = "v1"
+DEFAULT_TOLERANCE = 300
+
+
+class StripeSettings(ConnectorSettingsSchema):
+    """``connectors.stripe``: the endpoint's signing secret and the replay window."""
+
+    webhook_secret = fields.String(required=True, validate=validate.Regexp(
+        r"^whsec_\S+$", error="must be the endpoint's whole signing secret, starting with whsec_"))
+    api_key = fields.String(load_default=None, allow_none=True)
+    tolerance_seconds = fields.Integer(load_default=DEFAULT_TOLERANCE, validate=validate.Range(min=1))
+
+
+class Stripe(Connector):
+    """``POST /webhooks/stripe``: one Stripe event per request, one inbox record."""
+
+    name = "stripe"
+    settings_schema = StripeSettings
+    kept_headers = ("user-agent",)
+
+    def verify(self, request: WebhookRequest, settings: Mapping) -> None:
+        """Check a ``v1`` signature of ``"{t}.{body}"`` and that ``t`` is within the tolerance."""
+        header = request.header(HEADER)
+        if not header:
+            raise SignatureError(f"missing {HEADER} header")
+        timestamp, candidates = parse_header(header)
+        expected = signature(settings["webhook_secret"], timestamp, request.body)
+        if not any(hmac.compare_digest(expected.encode(), given.encode()) for given in candidates):
+            raise SignatureError(f"no {SCHEME} signature in {HEADER} matches the body")
+        tolerance = settings.get("tolerance_seconds") or DEFAULT_TOLERANCE
+        if abs(time.time() - timestamp) > tolerance:
+            raise SignatureError(f"{HEADER} timestamp outside the tolerance")
+
+    def split(self, request: WebhookRequest, settings: Mapping) -> list[Delivery]:
+        """One delivery keyed by the event ``id``; topic ``type``; time ``created``."""
+        try:
+            event = json.loads(request.body)
+        except ValueError:
+            raise PayloadError("body is not JSON") from None
+        if not isinstance(event, dict):
+            raise PayloadError("body is not a JSON object")
+        key, topic = event.get("id"), event.get("type")
+        if not isinstance(key, str) or not key:
+            raise PayloadError("event has no id")
+        if not isinstance(topic, str) or not topic:
+            raise PayloadError("event has no type")
+        return [Delivery(key=key[:255], body=request.body, topic=topic[:255],
+                         occurred_at=_created(event.get("created")))]
+
+
+def parse_header(header: str) -> tuple[int, list[str]]:
+    """The timestamp and the ``v1`` signatures of a ``Stripe-Signature`` value."""
+    timestamps: list[str] = []
+    candidates: list[str] = []
+    for item in header.split(","):
+        name, sep, value = item.strip().partition("=")
+        if not sep or not name or not value:
+            raise SignatureError(f"malformed {HEADER} header")
+        if name == "t":
+            timestamps.append(value)
+        elif name == SCHEME:
+            candidates.append(value)
+    if len(timestamps) != 1 or not _unix_seconds(timestamps[0]):
+        raise SignatureError(f"malformed {HEADER} header")
+    if not candidates:
+        raise SignatureError(f"no {SCHEME} signature in {HEADER} header")
+    return int(timestamps[0]), candidates
+
+
+def _unix_seconds(value: str) -> bool:
+    """True for a plain ASCII decimal of at most 12 digits."""
+    return 0 < len(value) <= 12 and value.isascii() and value.isdigit()
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``v1`` value for ``body`` sent at ``timestamp``: hex HMAC-SHA256 of ``"{t}.{body}"``."""
+    return hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def _created(value) -> datetime | None:
+    """Unix seconds (snapshot events) or an ISO 8601 string (thin events), in UTC."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+    return None
+
+
+@hookimpl
+def register_connectors():
+    return [Stripe()]
