@@ -204,6 +204,20 @@ def profiles_show(hub, identifier: str) -> None:
         click.echo(json.dumps(profile_document(session, profile), indent=2, default=str))
 
 
+@profiles.command("unmerge")
+@click.argument("profile_id")
+@with_hub
+def profiles_unmerge(hub, profile_id: str) -> None:
+    """Split PROFILE_ID out of the profile it was merged into; they stay apart afterwards."""
+    from hub.unmerge import UnmergeError, unmerge
+
+    try:
+        survivor, restored = unmerge(hub, profile_id)
+    except UnmergeError as exc:
+        _fail(f"hub: {exc}", 1)
+    click.echo(f"split {restored} from {survivor}")
+
+
 # -- connectors ---------------------------------------------------------------------
 
 @main.group()

@@ -1,8 +1,8 @@
 """What a connector is: the object a plugin registers for one platform.
 
-A connector verifies and splits webhook requests (and, in later phases, pulls streams and
-parses records). The hub calls it through this interface only, so ``webhooks/`` and the
-rest of ``hub/`` never name a platform.
+A connector verifies and splits webhook requests, declares the API streams ``hub sync``
+pulls, and parses records. The hub calls it through this interface only, so ``webhooks/``
+and the rest of ``hub/`` never name a platform.
 """
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from marshmallow import Schema
 
 from hub.config import ConnectorSettingsSchema
+from hub.paginators import PAGINATORS, Paginator
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
 
 
 class SignatureError(Exception):
@@ -68,6 +72,39 @@ class Reply:
     body: str = ""
 
 
+@dataclass(frozen=True)
+class Stream:
+    """One collection of a platform's API that ``hub sync`` pulls into the inbox.
+
+    ``path`` is relative to the connector's API base; ``records_path`` is where the list
+    sits in the JSON answer (``""``: the body is the list); ``primary_key`` and
+    ``cursor_field`` are dotted field paths in a record (the cursor is its update time,
+    ISO 8601 or unix seconds). With ``cursor_param`` a run asks only for records updated
+    since the stored high-water mark, sent as ``cursor_format`` (``iso`` or ``unix``).
+    ``topic`` is given to the pulled records so that the connector's webhook mapping applies.
+    """
+
+    name: str
+    path: str
+    primary_key: str
+    paginator: Paginator
+    topic: str
+    records_path: str = ""
+    cursor_field: str | None = None
+    cursor_param: str | None = None
+    cursor_format: str = "iso"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if type(self.paginator) not in PAGINATORS:
+            raise TypeError(f"stream {self.name!r}: the paginator must be one of "
+                            f"{', '.join(p.__name__ for p in PAGINATORS)}")
+        if self.cursor_format not in ("iso", "unix"):
+            raise ValueError(f"stream {self.name!r}: cursor_format must be 'iso' or 'unix'")
+        if self.cursor_param and not self.cursor_field:
+            raise ValueError(f"stream {self.name!r}: cursor_param needs a cursor_field")
+
+
 class Connector:
     """Base class of every connector; subclasses set ``name`` and override what they support."""
 
@@ -100,6 +137,24 @@ class Connector:
     def split(self, request: WebhookRequest, settings: Mapping) -> list[Delivery]:
         """Cut a verified request into deliveries; raise :class:`PayloadError` if unparseable."""
         raise PayloadError(f"connector {self.name!r} does not accept webhooks")
+
+    def streams(self, settings: Mapping) -> list[Stream]:
+        """The API streams ``hub sync`` can pull (none by default)."""
+        return []
+
+    def api_base(self, settings: Mapping) -> str:
+        """The URL that stream paths are relative to (the ``api_base`` setting by default)."""
+        return settings.get("api_base") or ""
+
+    def http_session(self, settings: Mapping) -> "requests.Session":
+        """A session for API calls; connectors add their authentication headers."""
+        import requests
+
+        return requests.Session()
+
+    def throttle(self, response: "requests.Response") -> float:
+        """Seconds to wait before the next API call, given the last answer (0 by default)."""
+        return 0.0
 
 
 def constant_time_equal(expected: str | bytes, given: str | bytes | None) -> bool:

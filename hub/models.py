@@ -182,6 +182,20 @@ class Merge(Base):
     identifier_value: Mapped[str] = mapped_column(String(320))
     inbox_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the identifiers the merged profile held, ``[[type, value], ...]``, for an unmerge
+    moved: Mapped[list | None] = mapped_column(JSON)
+
+
+class Separation(Base):
+    """Two profiles split by an unmerge: records never merge them again."""
+
+    __tablename__ = "separations"
+    __table_args__ = (UniqueConstraint("profile_a", "profile_b", name="uq_separations_pair"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    profile_a: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    profile_b: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Suppression(Base):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.identity import IdentityRules, identifier_hash
 from hub.profile_metrics import compute_metrics
-from hub.models import Activity, Identity, Merge, Profile, Suppression, Trait, utcnow
+from hub.models import Activity, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
 from hub.unified import UnifiedRecord
 
 NAMESPACE = uuid.UUID("6f1c1f7e-3b7a-4c55-9a51-7d0c2a9e4b10")
@@ -64,6 +64,7 @@ class BatchWriter:
         self.retired: list[tuple[Ident, str]] = []
         self.traits: dict[tuple[str, str], tuple] = {}
         self.activities: list[dict] = []
+        self.separations: list[tuple[str, str]] = []
 
     # -- resolution -----------------------------------------------------------------
 
@@ -103,7 +104,9 @@ class BatchWriter:
                 else:
                     self.outcome.conflicts.append((record.inbox_id, ident, "limit"))
             elif owner != anchor:
-                if self._fits(owner, self._counts(anchor), pending):
+                if self._separated(anchor, owner):
+                    self.outcome.conflicts.append((record.inbox_id, ident, "separated"))
+                elif self._fits(owner, self._counts(anchor), pending):
                     anchor = self._merge(anchor, owner, ident, record.inbox_id)
                 else:
                     self.outcome.conflicts.append((record.inbox_id, ident, "limit"))
@@ -115,6 +118,10 @@ class BatchWriter:
             else:
                 self.outcome.conflicts.append((record.inbox_id, ident, "limit"))
         return anchor
+
+    def _separated(self, a: str, b: str) -> bool:
+        """True if an unmerge split these two people (or profiles merged into them)."""
+        return any({self._find(x), self._find(y)} == {a, b} for x, y in self.separations)
 
     def _counts(self, profile: str) -> dict[str, int]:
         return self.known[profile].counts
@@ -195,7 +202,13 @@ class BatchWriter:
                                             .where(table.c.type == kind, table.c.value.in_(chunk)))
                 for value, profile in rows:
                     self.owner[(kind, value)] = profile
-        self._load_profiles(set(self.owner.values()))
+        owners = set(self.owner.values())
+        table = Separation.__table__
+        for chunk in _chunks(sorted(owners)):
+            rows = self.session.execute(select(table.c.profile_a, table.c.profile_b).where(
+                or_(table.c.profile_a.in_(chunk), table.c.profile_b.in_(chunk))))
+            self.separations.extend((a, b) for a, b in rows)
+        self._load_profiles(owners | {p for pair in self.separations for p in pair})
 
     def _load_profiles(self, wanted: set[str]) -> None:
         """Lock and read the owners; follow merges committed meanwhile to their survivors."""
@@ -254,6 +267,16 @@ class BatchWriter:
         moved = {merged: self._find(merged) for _, merged, _, _ in self.outcome.merges}
         params = [{"m": m, "s": s} for m, s in sorted(moved.items())]
         connection = self.session.connection()
+        held: dict[str, list] = {m: [] for m in moved}
+        identities = Identity.__table__
+        for chunk in _chunks(sorted(moved)):
+            for kind, value, profile in connection.execute(select(
+                    identities.c.type, identities.c.value, identities.c.profile_id)
+                    .where(identities.c.profile_id.in_(chunk))):
+                held[profile].append([kind, value])
+        for (kind, value), (profile, _, _) in self.new_identities.items():
+            if profile in held:
+                held[profile].append([kind, value])
         for table in (Identity.__table__, Activity.__table__):
             connection.execute(table.update().where(table.c.profile_id == bindparam("m"))
                                .values(profile_id=bindparam("s")), params)
@@ -273,7 +296,8 @@ class BatchWriter:
                            .values(merged_into=bindparam("s"), updated_at=now), params)
         connection.execute(insert(Merge.__table__), [
             {"survivor_id": survivor, "merged_id": merged, "identifier_type": ident[0],
-             "identifier_value": ident[1], "inbox_id": inbox_id, "created_at": now}
+             "identifier_value": ident[1], "inbox_id": inbox_id, "created_at": now,
+             "moved": sorted(held[merged])}
             for survivor, merged, ident, inbox_id in self.outcome.merges])
 
     def _write_traits(self) -> None:

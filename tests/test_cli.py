@@ -7,7 +7,7 @@ from tests.conftest import BUILT_IN_CONNECTORS
 
 COMMANDS = ["connectors", "db", "inbox", "profiles", "rebuild", "replay", "serve", "worker"]
 SUBCOMMANDS = {"connectors": ["check", "list"], "db": ["current", "upgrade"], "inbox": ["stats"],
-               "profiles": ["show"]}
+               "profiles": ["show", "unmerge"]}
 
 
 def test_hub_help_lists_every_command():

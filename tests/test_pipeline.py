@@ -111,3 +111,51 @@ def test_a_record_the_mapping_cannot_read_fails_alone(make_app, db_engine):
     assert [tuple(r) for r in rows] == [("ok", "processed", None),
                                         ("bad", "failed", "ValueError: not a timestamp: 'yesterday'")]
     assert [p[0] for p in snapshot(db_engine)] == [[("website_anonymous_id", "a1")]]
+
+
+def test_a_bad_merge_is_split_and_stays_split(make_app, db_engine, tmp_path, database_url):
+    app = make_app(connectors={"echo": {"enabled": False},
+                               "website": {"enabled": True, "webhook_secret": SECRET}})
+    client = app.test_client()
+    # a shared computer: two people browse with the same anonymous id and both identify
+    first = [{"id": "a1", "type": "page.viewed", "anonymous_id": "kiosk", "timestamp": "2026-11-01T10:00:00Z"},
+             {"id": "a2", "type": "form.submitted", "email": "amy@example.com", "timestamp": "2026-11-01T10:01:00Z",
+              "traits": {"first_name": "Amy"}}]
+    assert send(client, {"events": first}, msg_id="m1").status_code == 202
+    wait_for(lambda: settled(app))
+    second = [{"id": "b1", "type": "form.submitted", "email": "ben@example.com", "timestamp": "2026-11-01T11:00:00Z",
+               "traits": {"first_name": "Ben"}},
+              {"id": "b2", "type": "identify", "anonymous_id": "kiosk", "email": "ben@example.com",
+               "timestamp": "2026-11-01T11:05:00Z"}]
+    assert send(client, {"events": second}, msg_id="m2").status_code == 202
+    wait_for(lambda: settled(app))
+    assert sorted(p[0] for p in snapshot(db_engine)) == [
+        [("email", "amy@example.com")], [("email", "ben@example.com"), ("website_anonymous_id", "kiosk")]]
+    with Session(db_engine) as session:
+        ben = session.scalar(select(Identity.profile_id).where(Identity.value == "ben@example.com"))
+        kiosk = session.scalar(select(Identity.profile_id).where(Identity.value == "kiosk"))
+        merged = session.scalar(select(Profile.id).where(Profile.merged_into.is_not(None)))
+    assert ben == kiosk and merged is not None
+    config = tmp_path / "hub.yaml"
+    config.write_text(json.dumps({"database_url": database_url, "connectors": {
+        "website": {"enabled": True, "webhook_secret": SECRET}}}))
+    result = CliRunner().invoke(main, ["--config", str(config), "profiles", "unmerge", merged])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"split {merged} from {ben}"
+    after = sorted(p[:3] for p in snapshot(db_engine))
+    assert after == sorted([
+        ([("email", "amy@example.com")], {"email": "amy@example.com", "first_name": "Amy"},
+         [("form.submitted", "a2", "2026-11-01T10:01:00+00:00")]),
+        ([("email", "ben@example.com")], {"email": "ben@example.com", "first_name": "Ben"},
+         [("form.submitted", "b1", "2026-11-01T11:00:00+00:00")]),
+        ([("website_anonymous_id", "kiosk")], {}, [("page.viewed", "a1", "2026-11-01T10:00:00+00:00")]),
+    ])
+    # the same evidence again does not merge them back
+    again = [{"id": "b3", "type": "identify", "anonymous_id": "kiosk", "email": "ben@example.com",
+              "timestamp": "2026-11-01T12:00:00Z"}]
+    assert send(client, {"events": again}, msg_id="m3").status_code == 202
+    wait_for(lambda: settled(app))
+    assert sorted(p[0] for p in snapshot(db_engine)) == [
+        [("email", "amy@example.com")], [("email", "ben@example.com")], [("website_anonymous_id", "kiosk")]]
+    twice = CliRunner().invoke(main, ["--config", str(config), "profiles", "unmerge", merged])
+    assert (twice.exit_code, twice.output.strip()) == (1, f"hub: profile {merged} is not merged into another")
