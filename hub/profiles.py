@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.identity import IdentityRules, identifier_hash
 from hub.profile_metrics import compute_metrics
-from hub.models import Activity, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
+from hub.models import Activity, Change, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
 from hub.unified import UnifiedRecord
 
 NAMESPACE = uuid.UUID("6f1c1f7e-3b7a-4c55-9a51-7d0c2a9e4b10")
@@ -65,6 +65,7 @@ class BatchWriter:
         self.traits: dict[tuple[str, str], tuple] = {}
         self.activities: list[dict] = []
         self.separations: list[tuple[str, str]] = []
+        self.changed_traits: list[tuple[str, str]] = []
 
     # -- resolution -----------------------------------------------------------------
 
@@ -259,6 +260,29 @@ class BatchWriter:
         touched = sorted({final(p) for p in self.outcome.touched})
         self.outcome.touched = set(touched)
         compute_metrics(session, touched, now)
+        self._write_changes(now)
+
+    def _write_changes(self, now: datetime) -> None:
+        """Append this batch's changes to the feed, in commit order (see :func:`feed_lock`)."""
+        final, changes = self._find, []
+        for profile in self.outcome.created:
+            changes.append({"type": "profile.created", "profile_id": profile, "data": {}})
+        for survivor, merged, ident, inbox_id in self.outcome.merges:
+            changes.append({"type": "profile.merged", "profile_id": final(survivor),
+                            "data": {"survivor_id": final(survivor), "merged_id": merged,
+                                     "identifier_type": ident[0]}})
+        fields: dict[str, set[str]] = {}
+        for profile, name in self.changed_traits:
+            fields.setdefault(final(profile), set()).add(f"traits.{name}")
+        for profile, _, _ in self.new_identities.values():
+            fields.setdefault(final(profile), set()).add("identities")
+        for row in self.activities:
+            fields.setdefault(row["profile_id"], set()).update(("timeline", "metrics"))
+        for profile, names in sorted(fields.items()):
+            changes.append({"type": "profile.updated", "profile_id": profile, "data": {"fields": sorted(names)}})
+        if changes:
+            feed_lock(self.session)
+            self.session.execute(insert(Change.__table__), [{**c, "created_at": now} for c in changes])
 
     def _write_merges(self, now: datetime) -> None:
         """Move everything of the merged-away profiles to their final survivors, set-based."""
@@ -322,12 +346,22 @@ class BatchWriter:
                 continue
             rows.append({"profile_id": profile, "name": name, "value": value, "source": source,
                          "observed_at": observed_at, "inbox_id": inbox_id})
+        self.changed_traits = [(row["profile_id"], row["name"]) for row in rows]
         if rows:
             statement = _insert(session, Trait)
             statement = statement.on_conflict_do_update(
                 index_elements=["profile_id", "name"],
                 set_={c: getattr(statement.excluded, c) for c in ("value", "source", "observed_at", "inbox_id")})
             session.execute(statement, rows)
+
+
+FEED_LOCK = 0x7472_6962  # "trib"
+
+
+def feed_lock(session: Session) -> None:
+    """Serialise change-feed writers until commit, so feed ids follow commit order (no gaps)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK})
 
 
 def _insert(session: Session, model: Any):

@@ -187,3 +187,22 @@ def test_duplicate_activities_count_once_and_refunds_net_out(store):
     assert (metrics["orders_count"], metrics["total_spent"], metrics["open_tickets"]) == (
         2, {"EUR": "70.00", "JPY": "5000"}, 0)
     assert len(store.timeline(person)) == 5
+
+
+def test_the_change_feed_tells_what_happened_in_order(store):
+    from hub.models import Change
+
+    store.write(rec("website", ("website_anonymous_id", "v1"), at=1, activities=[act("page.viewed", "pv", 1)]))
+    store.write(rec("mailchimp", ("email", "fe@example.com"), at=0, traits={"first_name": "Fe"}))
+    store.write(rec("website", ("website_anonymous_id", "v1"), ("email", "fe@example.com"), at=2))
+    fe = store.profile_of("email", "fe@example.com")
+    with store.session() as session:
+        rows = [(c.type, c.profile_id, c.data) for c in session.scalars(select(Change).order_by(Change.id))]
+    visitor = rows[0][1]
+    assert rows == [
+        ("profile.created", visitor, {}),
+        ("profile.updated", visitor, {"fields": ["identities", "metrics", "timeline"]}),
+        ("profile.created", fe, {}),
+        ("profile.updated", fe, {"fields": ["identities", "traits.first_name"]}),
+        ("profile.merged", fe, {"survivor_id": fe, "merged_id": visitor, "identifier_type": "website_anonymous_id"}),
+    ]
