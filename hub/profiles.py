@@ -19,12 +19,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub.identity import IdentityRules, identifier_hash
-from hub.profile_metrics import compute_metrics
+from hub.profile_metrics import compute_metrics, metrics_of
 from hub.models import Activity, Change, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
 from hub.unified import UnifiedRecord
 
 NAMESPACE = uuid.UUID("6f1c1f7e-3b7a-4c55-9a51-7d0c2a9e4b10")
 LOCK_BUCKETS = 1024
+EMPTY_METRICS = metrics_of(())
 CHUNK = 500
 
 Ident = tuple[str, str]
@@ -240,7 +241,7 @@ class BatchWriter:
         created = [p for p in self.outcome.created]
         if created:
             session.execute(_insert(session, Profile), [
-                {"id": p, "created_at": self.known[p].created_at, "updated_at": now, "metrics": {}}
+                {"id": p, "created_at": self.known[p].created_at, "updated_at": now, "metrics": EMPTY_METRICS}
                 for p in created])
         self._write_merges(now)
         final = self._find
@@ -257,9 +258,10 @@ class BatchWriter:
                 row["profile_id"] = final(row["profile_id"])
             session.execute(_insert(session, Activity).on_conflict_do_nothing(
                 index_elements=["source", "source_id", "type"]), self.activities)
-        touched = sorted({final(p) for p in self.outcome.touched})
-        self.outcome.touched = set(touched)
-        compute_metrics(session, touched, now)
+        self.outcome.touched = {final(p) for p in self.outcome.touched}
+        timelines_changed = {row["profile_id"] for row in self.activities}
+        timelines_changed.update(final(survivor) for survivor, _, _, _ in self.outcome.merges)
+        compute_metrics(session, sorted(timelines_changed), now)
         self._write_changes(now)
 
     def _write_changes(self, now: datetime) -> None:

@@ -206,3 +206,10 @@ def test_the_change_feed_tells_what_happened_in_order(store):
         ("profile.updated", fe, {"fields": ["identities", "traits.first_name"]}),
         ("profile.merged", fe, {"survivor_id": fe, "merged_id": visitor, "identifier_type": "website_anonymous_id"}),
     ]
+
+
+def test_a_profile_without_activities_has_zero_metrics(store):
+    store.write(rec("mailchimp", ("email", "zero@example.com"), at=0, traits={"first_name": "Zed"}))
+    assert store.metrics(store.profile_of("email", "zero@example.com")) == {
+        "orders_count": 0, "total_spent": {}, "currency": None, "last_order_at": None, "payments_count": 0,
+        "total_paid": {}, "open_tickets": 0, "first_seen_at": None, "last_seen_at": None}
