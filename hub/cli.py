@@ -246,3 +246,10 @@ def connectors_check(hub) -> None:
         click.echo(f"{name}: configuration ok")
     if not enabled:
         _fail("no connector is enabled in the configuration", 1)
+
+
+# -- pulling ------------------------------------------------------------------------
+
+from hub.sync import register_cli as _register_sync  # noqa: E402
+
+_register_sync(main)

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 from hub.cli import main
 from tests.conftest import BUILT_IN_CONNECTORS
 
-COMMANDS = ["connectors", "db", "inbox", "profiles", "rebuild", "replay", "serve", "worker"]
+COMMANDS = ["connectors", "db", "inbox", "profiles", "rebuild", "replay", "serve", "sync", "worker"]
 SUBCOMMANDS = {"connectors": ["check", "list"], "db": ["current", "upgrade"], "inbox": ["stats"],
                "profiles": ["show", "unmerge"]}
 
