@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import json
 from datetime import datetime, timezone
-from typing import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
 
 from marshmallow import fields, validate
 
@@ -24,6 +25,14 @@ from hub.hookspecs import hookimpl
 #: header suffixes Shopify sends as ``X-Shopify-<name>`` (webhooks) or ``Shopify-<name>`` (Events)
 KEPT = ("topic", "shop-domain", "api-version", "webhook-id", "event-id", "triggered-at",
         "name", "sub-topic", "handle", "action", "resource-id")
+#: Shopify's email marketing states in the unified vocabulary; ``not_subscribed`` (the default
+#: of a customer never asked) and ``redacted`` (erased data) say nothing about consent
+EMAIL_CONSENT = {"subscribed": "subscribed", "pending": "pending", "unsubscribed": "unsubscribed",
+                 "invalid": "cleaned"}
+#: the unified address fields and the Shopify fields they come from, first non-blank wins
+ADDRESS_FIELDS = {"line1": ("address1",), "line2": ("address2",), "city": ("city",),
+                  "region": ("province_code", "province"), "postal_code": ("zip",),
+                  "country": ("country_code", "country")}
 
 
 class ShopifySettings(ConnectorSettingsSchema):
@@ -74,6 +83,68 @@ class Shopify(Connector):
         occurred_at = (_timestamp(_header(request, "triggered-at")) or _timestamp(payload.get("updated_at"))
                        or _timestamp(payload.get("created_at")))
         return [Delivery(key=key[:255], body=request.body, topic=topic, occurred_at=occurred_at)]
+
+    def parse(self, body: bytes, topic: str | None) -> Any:
+        """The stored resource plus ``_derived``, the values ``mappings/shopify.yaml`` cannot compute.
+
+        ``address`` (the customer's default address in the unified shape), ``email_consent``
+        (the marketing state in the unified vocabulary), ``line_items_count`` (how many an order has),
+        ``refund_amount`` (a refund's successful refund transactions, summed) and ``version``
+        (``<id>:<updated_at>``, one per state of the resource).
+        """
+        document = super().parse(body, topic)
+        if isinstance(document, dict):
+            document["_derived"] = derived(document)
+        return document
+
+
+def derived(resource: dict) -> dict:
+    """What the mapping reads under ``_derived`` for one customer, order or refund."""
+    customer = resource.get("customer") if isinstance(resource.get("customer"), dict) else resource
+    consent = customer.get("email_marketing_consent")
+    state = str(consent.get("state") or "").lower() if isinstance(consent, dict) else ""
+    lines = resource.get("line_items")
+    found = {
+        "address": unified_address(customer.get("default_address")),
+        "email_consent": EMAIL_CONSENT.get(state),
+        "line_items_count": len(lines) if isinstance(lines, list) else None,
+        "refund_amount": refund_amount(resource.get("transactions")),
+        "version": (f"{resource['id']}:{resource['updated_at']}"
+                    if resource.get("id") and resource.get("updated_at") else None),
+    }
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def unified_address(address: Any) -> dict | None:
+    """A Shopify address as ``{line1, line2, city, region, postal_code, country}`` (codes preferred)."""
+    if not isinstance(address, dict):
+        return None
+    unified = {name: _first_text(address, keys) for name, keys in ADDRESS_FIELDS.items()}
+    return unified if any(unified.values()) else None
+
+
+def _first_text(data: dict, keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` holding non-blank text, stripped."""
+    for key in keys:
+        text = str(data.get(key) or "").strip()
+        if text:
+            return text
+    return None
+
+
+def refund_amount(transactions: Any) -> str | None:
+    """The money a refund returned: its successful ``refund`` transactions summed, as a decimal string."""
+    if not isinstance(transactions, list):
+        return None
+    amounts = []
+    for transaction in transactions:
+        if (isinstance(transaction, dict) and transaction.get("kind") == "refund"
+                and transaction.get("status") == "success"):
+            try:
+                amounts.append(Decimal(str(transaction.get("amount"))))
+            except InvalidOperation:
+                raise PayloadError(f"refund amount {transaction.get('amount')!r} is not a decimal") from None
+    return str(sum(amounts, Decimal(0))) if amounts else None
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -13,7 +13,8 @@ import hmac
 import json
 import re
 from datetime import datetime, timezone
-from typing import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
 
 from marshmallow import fields, validate
 
@@ -33,6 +34,9 @@ _ENTITIES = {"&#039;": "'", "&#x27;": "'", "&quot;": '"', "&#034;": '"', "&#x22;
              "&lt;": "<", "&#060;": "<", "&gt;": ">", "&#062;": ">",
              "&amp;": "&", "&#038;": "&", "&#x26;": "&"}
 _ENTITY = re.compile("|".join(re.escape(entity) for entity in _ENTITIES))
+#: the unified address fields and the WooCommerce address fields they come from
+ADDRESS_FIELDS = {"line1": "address_1", "line2": "address_2", "city": "city", "region": "state",
+                  "postal_code": "postcode", "country": "country"}
 
 
 class WooCommerceSettings(ConnectorSettingsSchema):
@@ -84,6 +88,55 @@ class WooCommerce(Connector):
         key = f"{resource}:{payload['id']}:{modified}:{event}"
         occurred_at = _gmt(payload.get("date_modified_gmt"))
         return [Delivery(key=key[:255], body=request.body, topic=topic, occurred_at=occurred_at)]
+
+    def parse(self, body: bytes, topic: str | None) -> Any:
+        """The stored resource plus ``_derived``, the values ``mappings/woocommerce.yaml`` cannot compute.
+
+        ``address`` (the billing address in the unified shape), ``line_items_count`` (how many an
+        order has), ``refund`` (an order's newest refund: ``id``, ``amount`` as a positive
+        decimal string, ``reason``) and ``version`` (``<id>:<date_modified_gmt>``, one per state).
+        """
+        document = super().parse(body, topic)
+        if isinstance(document, dict):
+            document["_derived"] = derived(document)
+        return document
+
+
+def derived(resource: dict) -> dict:
+    """What the mapping reads under ``_derived`` for one customer or order."""
+    lines = resource.get("line_items")
+    found = {
+        "address": unified_address(resource.get("billing")),
+        "line_items_count": len(lines) if isinstance(lines, list) else None,
+        "refund": newest_refund(resource.get("refunds")),
+        "version": (f"{resource['id']}:{resource['date_modified_gmt']}"
+                    if resource.get("id") and resource.get("date_modified_gmt") else None),
+    }
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def unified_address(address: Any) -> dict | None:
+    """A WooCommerce address as ``{line1, line2, city, region, postal_code, country}``; None if blank."""
+    if not isinstance(address, dict):
+        return None
+    unified = {name: str(address.get(key) or "").strip() or None for name, key in ADDRESS_FIELDS.items()}
+    return unified if any(unified.values()) else None
+
+
+def newest_refund(refunds: Any) -> dict | None:
+    """An order's newest refund (the highest id), its amount positive: WooCommerce lists it negated."""
+    if not isinstance(refunds, list):
+        return None
+    found = [refund for refund in refunds if isinstance(refund, dict) and _is_id(refund.get("id"))]
+    if not found:
+        return None
+    refund = max(found, key=lambda r: int(r["id"]))
+    try:
+        amount = Decimal(0) - Decimal(str(refund.get("total")).strip())
+    except InvalidOperation:
+        raise PayloadError(f"refund total {refund.get('total')!r} is not a decimal") from None
+    reason = str(refund.get("reason") or "").strip()
+    return {"id": str(refund["id"]), "amount": str(amount), "reason": reason or None}
 
 
 def signature(secret: str, body: bytes) -> str:

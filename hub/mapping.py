@@ -93,11 +93,16 @@ class _ActivitySpec(Schema):
     when = fields.Nested(_WhenSchema)
 
 
+class _AboutSpec(_SpecSchema):
+    activity = fields.String(required=True, validate=validate.OneOf(ACTIVITY_TYPES))
+
+
 class _EventSpec(Schema):
     class Meta:
         unknown = RAISE
 
     root = fields.String()
+    about = fields.List(fields.Nested(_AboutSpec), load_default=list)
     skip = fields.Boolean(load_default=False)
     observed_at = FieldSpec()
     identities = fields.List(fields.Nested(_IdentitySpec), load_default=list)
@@ -174,6 +179,10 @@ class CompiledMapping:
                                observed_at=observed or document.received_at)
         record.identities = self._identities(event.get("identities", []), scope)
         record.retired = self._identities(event.get("retired", []), scope)
+        for spec in event.get("about", []):
+            value = self._value(spec, scope)
+            if value not in (None, ""):
+                record.about.append((spec["activity"], str(value)))
         for name, spec in {**self.defaults.get("traits", {}), **event.get("traits", {})}.items():
             value = self._value(spec, scope)
             if value is not None and value != "":

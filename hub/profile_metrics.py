@@ -25,7 +25,7 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
     timelines: dict[str, list] = defaultdict(list)
     for start in range(0, len(profile_ids), 500):
         chunk = list(profile_ids[start:start + 500])
-        rows = session.execute(select(Activity.profile_id, Activity.type, Activity.source_id,
+        rows = session.execute(select(Activity.profile_id, Activity.type, Activity.source, Activity.source_id,
                                       Activity.occurred_at, Activity.properties)
                                .where(Activity.profile_id.in_(chunk)))
         for row in rows:
@@ -37,7 +37,13 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
 
 
 def metrics_of(activities: Iterable) -> dict:
-    """The metrics of one timeline (rows with type, source_id, occurred_at, properties)."""
+    """The metrics of one timeline (rows with type, source, source_id, occurred_at, properties).
+
+    A cancelled order (an ``order.cancelled`` with the order's source and id) is not spending,
+    and neither are the refunds of it (``order_id`` property), so it nets to nothing.
+    """
+    activities = list(activities)
+    cancelled = {(a.source, a.source_id) for a in activities if a.type == "order.cancelled"}
     spent: dict[str, Decimal] = defaultdict(Decimal)
     paid: dict[str, Decimal] = defaultdict(Decimal)
     orders: set[str] = set()
@@ -55,10 +61,11 @@ def metrics_of(activities: Iterable) -> dict:
         if kind == "order.placed":
             orders.add(activity.source_id)
             last_order = when if last_order is None else max(last_order, when)
-            if amount is not None:
+            if amount is not None and (activity.source, activity.source_id) not in cancelled:
                 spent[cur] += amount
                 currency = cur
-        elif kind == "order.refunded" and amount is not None:
+        elif kind == "order.refunded" and amount is not None and \
+                (activity.source, str(props.get("order_id"))) not in cancelled:
             spent[cur] -= amount
         elif kind in ("payment.succeeded", "invoice.paid") and amount is not None:
             payments.add(activity.source_id)

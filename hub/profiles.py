@@ -31,6 +31,10 @@ CHUNK = 500
 Ident = tuple[str, str]
 
 
+class UnknownSubject(Exception):
+    """A record names its person only through an activity not stored yet; retried later."""
+
+
 @dataclass
 class _Known:
     """What the batch knows of one profile."""
@@ -77,15 +81,49 @@ class BatchWriter:
         self._lock(every)
         suppressed = self._suppressed(every)
         self._load(every)
+        known_activities = self._load_about([r for r, ids, _ in prepared if not ids and r.about])
         for record, ids, old in prepared:
-            if not ids or suppressed.intersection(ids):
-                if ids:
-                    self.outcome.suppressed.append(record.inbox_id)
+            if suppressed.intersection(ids):
+                self.outcome.suppressed.append(record.inbox_id)
                 continue
-            profile = self._resolve(record, ids)
+            if ids:
+                profile = self._resolve(record, ids)
+            elif record.about:
+                profile = self._about(record, known_activities)
+            else:
+                self.outcome.conflicts.append((record.inbox_id, ("", ""), "no identifier"))
+                continue
             self._collect(record, profile, old)
         self._write()
         return self.outcome
+
+    def _load_about(self, records: list[UnifiedRecord]) -> dict[tuple[str, str, str], str]:
+        """Owners of the activities that identifier-less records point at, by (source, type, id)."""
+        wanted: dict[str, set[str]] = {}
+        for record in records:
+            for _, source_id in record.about:
+                wanted.setdefault(record.source, set()).add(source_id)
+        found: dict[tuple[str, str, str], str] = {}
+        table = Activity.__table__
+        for source, ids in wanted.items():
+            for chunk in _chunks(sorted(ids)):
+                rows = self.session.execute(select(table.c.type, table.c.source_id, table.c.profile_id)
+                                            .where(table.c.source == source, table.c.source_id.in_(chunk)))
+                for kind, source_id, profile in rows:
+                    found[(source, kind, source_id)] = profile
+        self._load_profiles(set(found.values()) - set(self.known))
+        return found
+
+    def _about(self, record: UnifiedRecord, known: dict[tuple[str, str, str], str]) -> str:
+        """The person an identifier-less record is about, through an earlier activity."""
+        for kind, source_id in record.about:
+            profile = known.get((record.source, kind, source_id))
+            if profile is None:  # the activity may come earlier in this very batch
+                profile = next((row["profile_id"] for row in self.activities if row["source"] == record.source
+                                and row["type"] == kind and row["source_id"] == source_id), None)
+            if profile is not None:
+                return self._find(profile)
+        raise UnknownSubject(f"no {record.about[0][0]} {record.about[0][1]} from {record.source} yet")
 
     def _find(self, profile: str) -> str:
         while profile in self.parent:

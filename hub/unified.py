@@ -49,6 +49,9 @@ class UnifiedRecord:
     activities: list[UnifiedActivity] = field(default_factory=list)
     #: identifiers this record retires from the person (an e-mail address change)
     retired: list[tuple[str, str]] = field(default_factory=list)
+    #: (activity type, source id) of earlier activities of the same source that name the person,
+    #: for records that carry no identifier (a refund names only its order)
+    about: list[tuple[str, str]] = field(default_factory=list)
 
 
 _ACTIVITY_SET = frozenset(ACTIVITY_TYPES)

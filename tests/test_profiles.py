@@ -213,3 +213,28 @@ def test_a_profile_without_activities_has_zero_metrics(store):
     assert store.metrics(store.profile_of("email", "zero@example.com")) == {
         "orders_count": 0, "total_spent": {}, "currency": None, "last_order_at": None, "payments_count": 0,
         "total_paid": {}, "open_tickets": 0, "first_seen_at": None, "last_seen_at": None}
+
+
+def test_a_refund_that_names_only_its_order_joins_the_buyer(store):
+    from hub.profiles import UnknownSubject
+
+    refund = rec("shopify", at=3, activities=[act("order.refunded", "rf-1", 3, amount="15.00", currency="USD")])
+    refund.about = [("order.placed", "o-77")]
+    with pytest.raises(UnknownSubject, match="no order.placed o-77 from shopify yet"):
+        store.write(refund)  # the order is not there yet: the inbox row is retried later
+    order = act("order.placed", "o-77", 1, amount="40.00", currency="USD")
+    cancelled_order = act("order.placed", "o-78", 2, amount="99.00", currency="USD")
+    store.write(rec("shopify", ("email", "buyer@example.com"), at=1, activities=[order, cancelled_order]),
+                rec("shopify", ("email", "buyer@example.com"), at=2,
+                    activities=[act("order.cancelled", "o-78", 2)]))
+    store.write(refund)
+    buyer = store.profile_of("email", "buyer@example.com")
+    assert store.timeline(buyer)[0] == ("order.refunded", "shopify", "rf-1")
+    metrics = store.metrics(buyer)
+    assert (metrics["orders_count"], metrics["total_spent"]) == (2, {"USD": "25.00"})
+
+
+def test_a_record_without_any_identifier_is_reported(store):
+    outcome = store.write(rec("shopify", ("email", "null"), at=0, activities=[act("order.placed", "o-1", 0)]))
+    assert store.people() == []
+    assert [(ident, reason) for _, ident, reason in outcome.conflicts] == [(("", ""), "no identifier")]

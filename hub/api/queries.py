@@ -1,0 +1,133 @@
+"""Reading profiles for the API: keyset pages and batched loading (no query per profile).
+
+A page of profiles costs three queries whatever its size: the page itself, then the
+identities and the traits of all its profiles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from hub.api.cursors import PROFILES, TIMELINE, decode_cursor, encode_cursor
+from hub.identity import IdentityRules
+from hub.lookup import parse_identifier
+from hub.models import Activity, Identity, Profile, Trait
+
+
+@dataclass
+class Page:
+    """Rows of one page and the cursor of the next one (None on the last page)."""
+
+    rows: list
+    next_cursor: str | None
+
+
+def identity_filters(rules: IdentityRules, args: Mapping[str, Any]) -> list[tuple[str, str]] | None:
+    """The normalised ``(type, value)`` pairs asked for; None if one can match nobody."""
+    wanted = []
+    if args.get("email") is not None:
+        wanted.append(("email", args["email"]))
+    if args.get("phone") is not None:
+        wanted.append(("phone", args["phone"]))
+    if args.get("identifier") is not None:
+        wanted.append(parse_identifier(args["identifier"]))
+    pairs = []
+    for kind, value in wanted:
+        normal = rules.normalize(kind, value)
+        if normal is None or not kind:
+            return None  # junk or unreadable: no profile can hold it
+        pairs.append((kind, normal))
+    return pairs
+
+
+def profile_page(session: Session, rules: IdentityRules, args: Mapping[str, Any]) -> Page:
+    """Surviving profiles matching ``args``, ordered by ``(updated_at, id)``, one keyset page."""
+    pairs = identity_filters(rules, args)
+    if pairs is None:
+        return Page([], None)
+    query: Select = select(Profile).where(Profile.merged_into.is_(None))
+    for kind, value in pairs:
+        query = query.where(Profile.id.in_(
+            select(Identity.profile_id).where(Identity.type == kind, Identity.value == value)))
+    if args.get("lifecycle_stage") is not None:
+        query = query.where(Profile.lifecycle_stage == args["lifecycle_stage"])
+    if args.get("updated_since") is not None:
+        query = query.where(Profile.updated_at >= args["updated_since"])
+    if args.get("cursor") is not None:
+        at, key = decode_cursor(PROFILES, args["cursor"], str)
+        query = query.where(or_(Profile.updated_at > at, and_(Profile.updated_at == at, Profile.id > key)))
+    limit = args["limit"]
+    rows = list(session.scalars(query.order_by(Profile.updated_at, Profile.id).limit(limit + 1)))
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], encode_cursor(PROFILES, last.updated_at, last.id))
+
+
+def timeline_page(session: Session, profile_id: str, args: Mapping[str, Any]) -> Page:
+    """Activities of a profile, newest first by ``(occurred_at, id)``, one keyset page."""
+    query: Select = select(Activity).where(Activity.profile_id == profile_id)
+    if args.get("type") is not None:
+        query = query.where(Activity.type == args["type"])
+    if args.get("source") is not None:
+        query = query.where(Activity.source == args["source"])
+    if args.get("cursor") is not None:
+        at, key = decode_cursor(TIMELINE, args["cursor"], int)
+        query = query.where(or_(Activity.occurred_at < at, and_(Activity.occurred_at == at, Activity.id < key)))
+    limit = args["limit"]
+    rows = list(session.scalars(query.order_by(Activity.occurred_at.desc(), Activity.id.desc())
+                                .limit(limit + 1)))
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], encode_cursor(TIMELINE, last.occurred_at, last.id))
+
+
+def identities_of(session: Session, profile_id: str) -> list[Identity]:
+    """Every identifier a profile holds, by type then value."""
+    return list(session.scalars(select(Identity).where(Identity.profile_id == profile_id)
+                                .order_by(Identity.type, Identity.value)))
+
+
+def profile_documents(session: Session, profiles: Sequence[Profile], provenance: bool = False) -> list[dict]:
+    """The public JSON of these profiles, with two queries for all of them (identities, traits)."""
+    ids = [p.id for p in profiles]
+    if not ids:
+        return []
+    identities: dict[str, list[dict]] = {pid: [] for pid in ids}
+    for ident in session.scalars(select(Identity).where(Identity.profile_id.in_(ids))
+                                 .order_by(Identity.profile_id, Identity.type, Identity.value)):
+        identities[ident.profile_id].append({"type": ident.type, "value": ident.value, "source": ident.source})
+    traits: dict[str, dict] = {pid: {} for pid in ids}
+    for trait in session.scalars(select(Trait).where(Trait.profile_id.in_(ids))
+                                 .order_by(Trait.profile_id, Trait.name)):
+        traits[trait.profile_id][trait.name] = (
+            {"value": trait.value, "source": trait.source, "observed_at": _iso(trait.observed_at)}
+            if provenance else trait.value)
+    return [_document(p, traits[p.id], identities[p.id]) for p in profiles]
+
+
+def _document(profile: Profile, traits: dict, identities: list[dict]) -> dict:
+    churn = None
+    if profile.churn_risk is not None:  # the store keeps the score only, not yet its factors
+        churn = {"score": profile.churn_risk, "factors": []}
+    return {
+        "id": profile.id,
+        "traits": traits,
+        "identities": identities,
+        "lifecycle_stage": profile.lifecycle_stage,
+        "lead_score": profile.lead_score,
+        "churn_risk": churn,
+        "metrics": profile.metrics or {},
+        "segments": [],  # no segment membership is computed yet
+        "created_at": profile.created_at,
+        "updated_at": profile.updated_at,
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
