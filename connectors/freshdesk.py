@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Any, Mapping
 
 from marshmallow import fields, validate
 
@@ -39,6 +39,18 @@ class Freshdesk(Connector):
 
     name = "freshdesk"
     settings_schema = FreshdeskSettings
+
+    def parse(self, body: bytes, topic: str | None) -> Any:
+        """The stored JSON, minus a ``ticket_updated_at`` that is not ISO 8601 with an offset.
+
+        ``{{ticket.updated_at}}`` may render as ``Mon, 2 Mar, 2026 at 2:40 PM`` in the
+        helpdesk's unnamed time zone; without it the mapping falls back to the time of receipt.
+        """
+        document = super().parse(body, topic)
+        ticket = document.get(WRAPPER) if isinstance(document, dict) else None
+        if isinstance(ticket, dict) and _timestamp(_text(ticket.get("ticket_updated_at")) or "") is None:
+            ticket.pop("ticket_updated_at", None)
+        return document
 
     def verify(self, request: WebhookRequest, settings: Mapping) -> None:
         """Compare both parts of the Basic credentials in constant time."""

@@ -39,6 +39,9 @@ class Mailchimp(Connector):
     name = "mailchimp"
     settings_schema = MailchimpSettings
     webhook_methods = ("POST",)
+    #: a member id is per audience and per address: a person in two audiences, or who changed
+    #: address, holds several
+    identity_limits = {"mailchimp_member_id": 10}
 
     def preflight(self, request: WebhookRequest, settings: Mapping) -> Reply | None:
         """Answer the validator ``GET`` Mailchimp sends when the webhook is saved."""

@@ -116,6 +116,9 @@ class Connector:
     #: request headers kept with each inbox record (lower-case names)
     kept_headers: ClassVar[Sequence[str]] = ()
 
+    #: how many values of this connector's identity types one person may hold, where the
+    #: default (1 per platform id type) is wrong; ``identity.limits`` in hub.yaml still wins
+    identity_limits: ClassVar[Mapping[str, int]] = {}
     #: folder holding ``<name>.yaml``, the connector's mapping (None: the hub's ``mappings/``)
     mapping_dir: ClassVar[str | None] = None
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import Activity, Profile
 
-CLOSED_TICKET = {"solved", "closed"}
+CLOSED_TICKET = {"solved", "closed", "resolved"}
 
 
 def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime) -> None:

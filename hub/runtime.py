@@ -29,7 +29,9 @@ class Hub:
         self.transforms = collect_transforms(pm)
         self.mappings = load_mappings(self.connectors, self.transforms,
                                       {"default_region": config.identity.get("default_region", "US")})
-        self.identity_rules = IdentityRules.from_config(config.identity)
+        connector_limits = {k: v for c in self.connectors.values() for k, v in c.identity_limits.items()}
+        self.identity_rules = IdentityRules.from_config(
+            {**config.identity, "limits": {**connector_limits, **config.identity.get("limits", {})}})
         self.engine = make_engine(config.database_url)
         self.session = make_sessionmaker(self.engine)
         if config.redis_url:
