@@ -16,7 +16,7 @@ import functools
 import json
 import zlib
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -61,6 +61,18 @@ class PayPal(Connector):
     kept_headers = ("paypal-transmission-id", "paypal-transmission-time", "paypal-cert-url",
                     "paypal-auth-algo")
 
+    def parse(self, body: bytes, topic: str | None) -> Any:
+        """The stored event, its ``resource`` given ``_derived``: what the mapping cannot compute.
+
+        ``capture_id`` (the capture a refund returns, named only in its ``up`` link) and
+        ``line_items_count`` (the items of an order's purchase units).
+        """
+        event = super().parse(body, topic)
+        resource = event.get("resource") if isinstance(event, dict) else None
+        if isinstance(resource, dict):
+            resource["_derived"] = derived(resource)
+        return event
+
     def verify(self, request: WebhookRequest, settings: Mapping) -> None:
         """Verify ``PAYPAL-TRANSMISSION-SIG`` with PayPal's certificate (offline self-verification)."""
         names = (TRANSMISSION_ID, TRANSMISSION_TIME, TRANSMISSION_SIG, CERT_URL, AUTH_ALGO)
@@ -99,6 +111,27 @@ class PayPal(Connector):
             raise PayloadError("event has no event_type")
         return [Delivery(key=key[:255], body=request.body, topic=topic[:255],
                          occurred_at=_timestamp(event.get("create_time")))]
+
+
+def derived(resource: dict) -> dict:
+    """What the mapping reads under ``resource._derived`` for one order, capture or refund."""
+    units = resource.get("purchase_units")
+    count = None
+    if isinstance(units, list):
+        count = sum(len(unit["items"]) for unit in units
+                    if isinstance(unit, dict) and isinstance(unit.get("items"), list))
+    found = {"capture_id": refunded_capture(resource.get("links")), "line_items_count": count}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def refunded_capture(links: Any) -> str | None:
+    """The capture id in a refund's ``up`` link (``.../v2/payments/captures/<id>``), else None."""
+    for link in links if isinstance(links, list) else ():
+        if isinstance(link, dict) and link.get("rel") == "up" and isinstance(link.get("href"), str):
+            parts = urlsplit(link["href"]).path.rstrip("/").split("/")
+            if len(parts) >= 3 and parts[-2] == "captures" and parts[-1]:
+                return parts[-1]
+    return None
 
 
 def signed_string(transmission_id: str, transmission_time: str, webhook_id: str, body: bytes) -> bytes:

@@ -14,7 +14,7 @@ import hmac
 import json
 import time
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Any, Mapping
 
 from marshmallow import fields, validate
 
@@ -25,6 +25,9 @@ from hub.hookspecs import hookimpl
 HEADER = "Stripe-Signature"
 SCHEME = "v1"
 DEFAULT_TOLERANCE = 300
+#: the unified address keys and the Stripe address fields they come from
+ADDRESS_FIELDS = {"line1": "line1", "line2": "line2", "city": "city", "region": "state",
+                  "postal_code": "postal_code", "country": "country"}
 
 
 class StripeSettings(ConnectorSettingsSchema):
@@ -42,6 +45,21 @@ class Stripe(Connector):
     name = "stripe"
     settings_schema = StripeSettings
     kept_headers = ("user-agent",)
+
+    def parse(self, body: bytes, topic: str | None) -> Any:
+        """The stored event, its ``data.object`` given ``_derived``: what the mapping cannot compute.
+
+        ``changed_at`` (the event's ``created``: Stripe objects have no update time of their own,
+        and the mapping's root is ``data.object``), ``address`` (a customer's address in the
+        unified shape) and ``refund`` (what one ``charge.refunded`` returned: ``id``
+        ``<charge>:<amount_refunded>`` and ``amount``, the minor units it added to ``amount_refunded``).
+        """
+        event = super().parse(body, topic)
+        data = event.get("data") if isinstance(event, dict) else None
+        obj = data.get("object") if isinstance(data, dict) else None
+        if isinstance(obj, dict):
+            obj["_derived"] = derived(event, obj, data.get("previous_attributes"))
+        return event
 
     def verify(self, request: WebhookRequest, settings: Mapping) -> None:
         """Check a ``v1`` signature of ``"{t}.{body}"`` and that ``t`` is within the tolerance."""
@@ -71,6 +89,26 @@ class Stripe(Connector):
             raise PayloadError("event has no type")
         return [Delivery(key=key[:255], body=request.body, topic=topic[:255],
                          occurred_at=_created(event.get("created")))]
+
+
+def derived(event: dict, obj: dict, previous: Any) -> dict:
+    """What the mapping reads under ``data.object._derived`` for one event."""
+    found = {"changed_at": event.get("created")}
+    if obj.get("object") == "customer":
+        found["address"] = unified_address(obj.get("address"))
+    if event.get("type") == "charge.refunded" and isinstance(obj.get("amount_refunded"), int):
+        before = previous.get("amount_refunded") if isinstance(previous, dict) else None
+        found["refund"] = {"id": f"{obj.get('id')}:{obj['amount_refunded']}",
+                           "amount": obj["amount_refunded"] - (before if isinstance(before, int) else 0)}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def unified_address(address: Any) -> dict | None:
+    """A Stripe address as ``{line1, line2, city, region, postal_code, country}``; None if empty."""
+    if not isinstance(address, dict):
+        return None
+    unified = {name: str(address.get(key) or "").strip() or None for name, key in ADDRESS_FIELDS.items()}
+    return unified if any(unified.values()) else None
 
 
 def parse_header(header: str) -> tuple[int, list[str]]:

@@ -23,6 +23,8 @@ DEFAULT_BLOCKED = (
 DEFAULT_LIMITS = {"email": 5, "phone": 5}
 PLATFORM_ID_LIMIT = 1
 OTHER_LIMIT = 50
+#: ``<connector>_<object>_ref``: references to a person's objects (orders, captures): no limit
+REFERENCE_LIMIT = 10 ** 9
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class IdentityRules:
         """How many values of this type one profile may hold."""
         if kind in self.limits:
             return self.limits[kind]
+        if kind.endswith("_ref"):
+            return REFERENCE_LIMIT
         return PLATFORM_ID_LIMIT if is_platform_id(kind) else OTHER_LIMIT
 
     def rank(self, kind: str) -> tuple[int, str]:

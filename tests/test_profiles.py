@@ -238,3 +238,11 @@ def test_a_record_without_any_identifier_is_reported(store):
     outcome = store.write(rec("shopify", ("email", "null"), at=0, activities=[act("order.placed", "o-1", 0)]))
     assert store.people() == []
     assert [(ident, reason) for _, ident, reason in outcome.conflicts] == [(("", ""), "no identifier")]
+
+
+def test_object_references_have_no_limit(store):
+    orders = [("paypal_order_ref", f"ORD-{i}") for i in range(60)]
+    store.write(rec("paypal", ("paypal_payer_id", "P1"), *orders[:30], at=0))
+    store.write(rec("paypal", ("paypal_payer_id", "P1"), *orders[30:], at=1))
+    store.write(rec("paypal", ("paypal_order_ref", "ORD-59"), ("paypal_capture_ref", "CAP-59"), at=2))
+    assert store.people() == [sorted([("paypal_payer_id", "P1"), ("paypal_capture_ref", "CAP-59"), *orders])]
