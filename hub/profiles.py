@@ -355,9 +355,9 @@ class BatchWriter:
                                                            trait.inbox_id)
             connection.execute(traits.delete().where(traits.c.profile_id.in_(chunk)))
         profiles = Profile.__table__
-        connection.execute(profiles.update().where(or_(profiles.c.id == bindparam("m"),
-                                                       profiles.c.merged_into == bindparam("m")))
-                           .values(merged_into=bindparam("s"), updated_at=now), params)
+        for column in (profiles.c.id, profiles.c.merged_into):  # two indexed updates, not one OR scan
+            connection.execute(profiles.update().where(column == bindparam("m"))
+                               .values(merged_into=bindparam("s"), updated_at=now), params)
         connection.execute(insert(Merge.__table__), [
             {"survivor_id": survivor, "merged_id": merged, "identifier_type": ident[0],
              "identifier_value": ident[1], "inbox_id": inbox_id, "created_at": now,
