@@ -11,13 +11,12 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
-from hub.connector import (Connector, Delivery, PayloadError, SignatureError, WebhookRequest,
+from hub.connector import (Connector, Delivery, PayloadError, SignatureError, WebhookRequest, aware_time,
                            constant_time_equal)
 from hub.hookspecs import hookimpl
 
@@ -48,7 +47,7 @@ class Freshdesk(Connector):
         """
         document = super().parse(body, topic)
         ticket = document.get(WRAPPER) if isinstance(document, dict) else None
-        if isinstance(ticket, dict) and _timestamp(_text(ticket.get("ticket_updated_at")) or "") is None:
+        if isinstance(ticket, dict) and aware_time(_text(ticket.get("ticket_updated_at")) or "") is None:
             ticket.pop("ticket_updated_at", None)
         return document
 
@@ -80,7 +79,7 @@ class Freshdesk(Connector):
         if len(key) > 255:
             raise PayloadError("ticket_id, ticket_updated_at and ticket_status exceed 255 characters")
         return [Delivery(key=key, body=request.body, topic=topic(ticket.get("triggered_event")),
-                         occurred_at=_timestamp(updated_at))]
+                         occurred_at=aware_time(updated_at))]
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -125,13 +124,6 @@ def _text(value) -> str | None:
         return None
     return str(value).strip() or None
 
-
-def _timestamp(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
 
 
 @hookimpl

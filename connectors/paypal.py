@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import zlib
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -28,7 +27,8 @@ from cryptography.x509.oid import NameOID
 from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
-from hub.connector import Connector, Delivery, PayloadError, SignatureError, WebhookRequest
+from hub.connector import (Connector, Delivery, PayloadError, SignatureError, WebhookRequest, aware_time,
+                           json_object)
 from hub.hookspecs import hookimpl
 
 TRANSMISSION_ID = "PAYPAL-TRANSMISSION-ID"
@@ -98,19 +98,14 @@ class PayPal(Connector):
 
     def split(self, request: WebhookRequest, settings: Mapping) -> list[Delivery]:
         """One delivery keyed by the event ``id``; topic ``event_type``; time ``create_time``."""
-        try:
-            event = json.loads(request.body)
-        except ValueError:
-            raise PayloadError("body is not JSON") from None
-        if not isinstance(event, dict):
-            raise PayloadError("body is not a JSON object")
+        event = json_object(request.body)
         key, topic = event.get("id"), event.get("event_type")
         if not isinstance(key, str) or not key:
             raise PayloadError("event has no id")
         if not isinstance(topic, str) or not topic:
             raise PayloadError("event has no event_type")
         return [Delivery(key=key[:255], body=request.body, topic=topic[:255],
-                         occurred_at=_timestamp(event.get("create_time")))]
+                         occurred_at=aware_time(event.get("create_time")))]
 
 
 def derived(resource: dict) -> dict:
@@ -183,16 +178,6 @@ def fetch_certificate(url: str) -> x509.Certificate:
                 raise ValueError("certificate download too large")
     return x509.load_pem_x509_certificates(data)[0]
 
-
-def _timestamp(value) -> datetime | None:
-    """An RFC 3339 time with an offset, in UTC; None if absent, naive or unparseable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
 
 
 @hookimpl

@@ -10,16 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
-from hub.connector import (Connector, Delivery, PayloadError, SignatureError, WebhookRequest,
-                           constant_time_equal)
+from hub.connector import (Connector, Delivery, PayloadError, SignatureError, WebhookRequest, aware_time,
+                           constant_time_equal, json_object)
 from hub.hookspecs import hookimpl
 
 #: header suffixes Shopify sends as ``X-Shopify-<name>`` (webhooks) or ``Shopify-<name>`` (Events)
@@ -65,12 +63,7 @@ class Shopify(Connector):
 
     def split(self, request: WebhookRequest, settings: Mapping) -> list[Delivery]:
         """One delivery keyed by Webhook-Id (else ``<Event-Id>:<Topic>``), body kept verbatim."""
-        try:
-            payload = json.loads(request.body)
-        except ValueError:
-            raise PayloadError("body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise PayloadError("body is not a JSON object")
+        payload = json_object(request.body)
         topic = _header(request, "topic")
         if not topic:
             raise PayloadError("missing X-Shopify-Topic header")
@@ -80,8 +73,8 @@ class Shopify(Connector):
             if not event_id:
                 raise PayloadError("missing X-Shopify-Webhook-Id and X-Shopify-Event-Id headers")
             key = f"{event_id}:{topic}"
-        occurred_at = (_timestamp(_header(request, "triggered-at")) or _timestamp(payload.get("updated_at"))
-                       or _timestamp(payload.get("created_at")))
+        occurred_at = (aware_time(_header(request, "triggered-at")) or aware_time(payload.get("updated_at"))
+                       or aware_time(payload.get("created_at")))
         return [Delivery(key=key[:255], body=request.body, topic=topic, occurred_at=occurred_at)]
 
     def parse(self, body: bytes, topic: str | None) -> Any:
@@ -164,16 +157,6 @@ def _host(value: str | None) -> str:
         host = host.removeprefix(prefix)
     return host.rstrip("/")
 
-
-def _timestamp(value) -> datetime | None:
-    """An ISO 8601 time with an offset, in UTC; None if absent, naive or unparseable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
 
 
 @hookimpl

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -19,7 +18,7 @@ from typing import Any, Mapping
 from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
-from hub.connector import Connector, Delivery, PayloadError, SignatureError, WebhookRequest
+from hub.connector import Connector, Delivery, PayloadError, SignatureError, WebhookRequest, json_object
 from hub.hookspecs import hookimpl
 
 HEADER = "Stripe-Signature"
@@ -76,12 +75,7 @@ class Stripe(Connector):
 
     def split(self, request: WebhookRequest, settings: Mapping) -> list[Delivery]:
         """One delivery keyed by the event ``id``; topic ``type``; time ``created``."""
-        try:
-            event = json.loads(request.body)
-        except ValueError:
-            raise PayloadError("body is not JSON") from None
-        if not isinstance(event, dict):
-            raise PayloadError("body is not a JSON object")
+        event = json_object(request.body)
         key, topic = event.get("id"), event.get("type")
         if not isinstance(key, str) or not key:
             raise PayloadError("event has no id")

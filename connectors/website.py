@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Mapping
 
 from marshmallow import ValidationError, fields, validates
 
 from hub import signing
 from hub.config import ConnectorSettingsSchema
-from hub.connector import Connector, Delivery, PayloadError, SignatureError, WebhookRequest
+from hub.connector import Connector, Delivery, PayloadError, SignatureError, WebhookRequest, aware_time
 from hub.hookspecs import hookimpl
 
 EVENT_TYPES = ("page.viewed", "form.submitted", "identify")
@@ -57,18 +56,9 @@ class Website(Connector):
             key = str(event.get("id") or f"{msg_id}:{index}")
             body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
             deliveries.append(Delivery(key=key, body=body, topic=event["type"],
-                                       occurred_at=_timestamp(event.get("timestamp"))))
+                                       occurred_at=aware_time(event.get("timestamp"))))
         return deliveries
 
-
-def _timestamp(value) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 @hookimpl

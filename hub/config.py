@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 DEFAULT_DATABASE_URL = "sqlite:///tributary.db"
 #: every environment variable the hub reads (besides ``${NAME}`` references in the file)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from marshmallow import Schema
@@ -158,6 +158,28 @@ class Connector:
     def throttle(self, response: "requests.Response") -> float:
         """Seconds to wait before the next API call, given the last answer (0 by default)."""
         return 0.0
+
+
+def aware_time(value: Any) -> datetime | None:
+    """An ISO 8601 time with an offset (``Z`` too), in UTC; None if absent, naive or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+
+
+def json_object(body: bytes) -> dict:
+    """The JSON object a request body holds; :class:`PayloadError` if it is not one."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise PayloadError("body is not JSON") from None
+    if not isinstance(document, dict):
+        raise PayloadError("body is not a JSON object")
+    return document
 
 
 def constant_time_equal(expected: str | bytes, given: str | bytes | None) -> bool:

@@ -26,7 +26,7 @@ def reset(hub: Hub) -> int:
 
 def rebuild(hub: Hub, progress: Callable[[int], None] = lambda n: None) -> int:
     """Reset, then drain the whole inbox in this process; return the rows replayed."""
-    total = reset(hub)
+    reset(hub)
     done = 0
     while True:
         handled, _ = drain_batch(hub)

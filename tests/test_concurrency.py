@@ -1,5 +1,4 @@
 """Order, duplication and concurrency never change who is who."""
-import json
 import random
 from datetime import datetime, timedelta, timezone
 

@@ -1,12 +1,10 @@
 """Draining the inbox: same jobs embedded or on RQ, failures isolated, retries, replay."""
-import subprocess
-
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from hub import inbox
 from hub.drain import drain
 from hub.models import InboxRecord
-from tests.conftest import ROOT, hub_config, post_echo, wait_for
+from tests.conftest import hub_config, post_echo, wait_for
 from tests.plugins.echo import effects
 
 

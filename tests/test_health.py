@@ -1,6 +1,3 @@
-from tests.conftest import hub_config
-
-
 def test_healthz_embedded(make_app):
     response = make_app().test_client().get("/healthz")
     assert response.status_code == 200

@@ -1,7 +1,7 @@
 """Migrations: up on a fresh database, down and up again, and the models match them."""
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from hub import migrate
 from hub.models import Base

@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from hub.models import InboxRecord
 from tests.conftest import wait_for

@@ -9,10 +9,8 @@ from sqlalchemy.orm import Session
 from connectors.shopify import Shopify
 from hub.mapping import Document, load_mapping
 from hub.models import Activity, Identity, InboxRecord, Profile, Trait
-from hub.pipeline import unify
 from hub.rebuild import rebuild
 from hub.transforms import BUILT_IN
-from hub.unified import UnifiedActivity
 from tests.conftest import wait_for
 from tests.connectors.test_shopify import FIXTURES, SECRET, fixture_body, post, shopify_headers
 
