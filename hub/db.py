@@ -35,6 +35,9 @@ def make_engine(url: str, **options) -> Engine:
         return engine
     # no ping per checkout: a dropped connection invalidates the pool; run_atomic retries
     options.setdefault("pool_size", 5)
+    # no server-side prepared statements: a generic plan made while a table was small (a fresh
+    # install, a rebuild) would keep scanning it whole once it has grown
+    options.setdefault("connect_args", {"prepare_threshold": None})
     options.setdefault("max_overflow", 10)
     return create_engine(url, **options)
 

@@ -407,7 +407,10 @@ def feed_lock(session: Session) -> None:
 def _insert(session: Session, model: Any):
     """A dialect INSERT on the model's table (Core: no ORM bookkeeping for bulk rows)."""
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
+    table = model.__table__
+    # RETURNING lets SQLAlchemy send many rows per statement ("insertmanyvalues")
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).returning(
+        *table.primary_key.columns)
 
 
 def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
