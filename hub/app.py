@@ -32,10 +32,12 @@ def create_app(config: str | os.PathLike | Mapping | None = None, *,
     app.config["MAX_CONTENT_LENGTH"] = None  # the webhook receiver enforces its own limit
 
     from hub import health
+    from hub.api import init_api
     import webhooks
 
     app.register_blueprint(health.blueprint)
     app.register_blueprint(webhooks.blueprint)
+    init_api(app)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -12,7 +12,7 @@ import hmac
 from copy import deepcopy
 from typing import Any, Callable, Iterable, Mapping
 
-from flask import g, request
+from flask import request
 
 from hub.api.errors import ApiError
 from hub.runtime import current_hub
@@ -55,7 +55,6 @@ def authorize(scope: str) -> Mapping[str, Any]:
                        {"WWW-Authenticate": "Bearer"})
     if scope not in (entry.get("scopes") or ()):
         raise ApiError(403, "forbidden", f"this token lacks the {scope!r} scope")
-    g.api_token_name = entry.get("name")
     return entry
 
 

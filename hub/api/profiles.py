@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from flask import Response, request, url_for
+from sqlalchemy.orm import Session
 
 from hub.api import queries
 from hub.api.auth import requires
@@ -41,11 +42,10 @@ def list_profiles(args: Mapping[str, Any]) -> dict:
     Filters combine (all must match). Ordered by `(updated_at, id)` and paged with a
     keyset cursor, so a sync that keeps calling with `next_cursor` sees every change.
     """
-    if "segment" in args:
-        segments = current_hub().config.segments
-        reason = "segments are not configured" if not segments else "segment membership is not computed yet"
-        raise ApiError(400, "bad_request", f"segment: {reason}")
     hub = current_hub()
+    if "segment" in args:  # refused rather than ignored: ignoring it would answer everyone
+        reason = "segment membership is not computed yet" if hub.config.segments else "segments are not configured"
+        raise ApiError(400, "bad_request", f"segment: {reason}")
     with hub.session() as session:
         page = queries.profile_page(session, hub.identity_rules, args)
         items = queries.profile_documents(session, page.rows)
@@ -113,7 +113,7 @@ def get_identities(_args: Mapping[str, Any], profile_id: str) -> dict | Response
     return {"items": items, "next_cursor": None}
 
 
-def _live_profile(session, profile_id: str) -> Profile | Response:
+def _live_profile(session: Session, profile_id: str) -> Profile | Response:
     """The profile if it survives; a 301 to the survivor's same resource if merged away; else 404."""
     if len(profile_id) > MAX_ID_LENGTH or "\x00" in profile_id:
         raise not_found("profile")
