@@ -5,7 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.identity import IdentityRules
-from hub.models import Activity, Identity, Profile, Trait
+from hub.models import Activity, Identity, Profile
 
 
 def parse_identifier(text: str) -> tuple[str, str]:
@@ -34,22 +34,11 @@ def surviving(session: Session, profile_id: str) -> Profile | None:
 
 
 def profile_document(session: Session, profile: Profile, timeline: int = 20) -> dict:
-    """The profile as JSON-ready data: traits, identities, metrics and the latest activities."""
-    traits = session.scalars(select(Trait).where(Trait.profile_id == profile.id).order_by(Trait.name))
-    identities = session.scalars(select(Identity).where(Identity.profile_id == profile.id)
-                                 .order_by(Identity.type, Identity.value))
+    """The profile as the API serves it, plus its latest activities."""
+    from hub.api.queries import profile_documents
+
     activities = session.scalars(select(Activity).where(Activity.profile_id == profile.id)
                                  .order_by(Activity.occurred_at.desc(), Activity.id.desc()).limit(timeline))
-    return {
-        "id": profile.id,
-        "traits": {t.name: t.value for t in traits},
-        "identities": [{"type": i.type, "value": i.value, "source": i.source} for i in identities],
-        "lifecycle_stage": profile.lifecycle_stage,
-        "lead_score": profile.lead_score,
-        "churn_risk": profile.churn_risk,
-        "metrics": profile.metrics,
-        "timeline": [{"type": a.type, "source": a.source, "source_id": a.source_id,
-                      "occurred_at": a.occurred_at.isoformat(), "properties": a.properties} for a in activities],
-        "created_at": profile.created_at.isoformat(),
-        "updated_at": profile.updated_at.isoformat(),
-    }
+    return {**profile_documents(session, [profile])[0], "timeline": [
+        {"type": a.type, "source": a.source, "source_id": a.source_id, "occurred_at": a.occurred_at.isoformat(),
+         "properties": a.properties} for a in activities]}

@@ -71,6 +71,7 @@ class BatchWriter:
         self.activities: list[dict] = []
         self.separations: list[tuple[str, str]] = []
         self.changed_traits: list[tuple[str, str]] = []
+        self.seen: dict[Ident, datetime] = {}
 
     # -- resolution -----------------------------------------------------------------
 
@@ -93,7 +94,7 @@ class BatchWriter:
             else:
                 self.outcome.conflicts.append((record.inbox_id, ("", ""), "no identifier"))
                 continue
-            self._collect(record, profile, old)
+            self._collect(record, profile, ids, old)
         self._write()
         return self.outcome
 
@@ -193,8 +194,11 @@ class BatchWriter:
         self.outcome.merges.append((survivor, merged, ident, inbox_id))
         return survivor
 
-    def _collect(self, record: UnifiedRecord, profile: str, retired: list[Ident]) -> None:
+    def _collect(self, record: UnifiedRecord, profile: str, ids: list[Ident], retired: list[Ident]) -> None:
         self.outcome.touched.add(profile)
+        for ident in ids:
+            if ident not in self.new_identities and self.seen.get(ident, record.observed_at) <= record.observed_at:
+                self.seen[ident] = record.observed_at
         for ident in retired:
             self.retired.append((ident, profile))
         for name, value in record.traits.items():
@@ -287,6 +291,13 @@ class BatchWriter:
             session.execute(_insert(session, Identity), [
                 {"type": k, "value": v, "profile_id": final(p), "source": src, "first_seen_at": seen,
                  "last_seen_at": seen} for (k, v), (p, src, seen) in self.new_identities.items()])
+        if self.seen:
+            identities = Identity.__table__
+            session.connection().execute(
+                identities.update().where(identities.c.type == bindparam("k"), identities.c.value == bindparam("v"),
+                                          identities.c.last_seen_at < bindparam("t"))
+                .values(last_seen_at=bindparam("t")),
+                [{"k": k, "v": v, "t": t} for (k, v), t in sorted(self.seen.items())])
         for (kind, value), profile in self.retired:
             session.execute(delete(Identity).where(Identity.type == kind, Identity.value == value,
                                                    Identity.profile_id == final(profile)))

@@ -246,3 +246,12 @@ def test_object_references_have_no_limit(store):
     store.write(rec("paypal", ("paypal_payer_id", "P1"), *orders[30:], at=1))
     store.write(rec("paypal", ("paypal_order_ref", "ORD-59"), ("paypal_capture_ref", "CAP-59"), at=2))
     assert store.people() == [sorted([("paypal_payer_id", "P1"), ("paypal_capture_ref", "CAP-59"), *orders])]
+
+
+def test_an_identifier_seen_again_moves_its_last_seen_time_forward_only(store):
+    store.write(rec("shopify", ("email", "seen@example.com"), at=1))
+    store.write(rec("shopify", ("email", "seen@example.com"), at=5))
+    store.write(rec("shopify", ("email", "seen@example.com"), at=3))
+    with store.session() as session:
+        ident = session.scalars(select(Identity)).one()
+        assert (ident.first_seen_at, ident.last_seen_at) == (T0 + timedelta(hours=1), T0 + timedelta(hours=5))
