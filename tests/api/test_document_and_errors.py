@@ -5,7 +5,7 @@ from hub.api import init_api, queries
 def test_the_document_names_the_api_and_its_operations(api):
     spec = api.get("/api/v1/openapi.json", token=None).get_json()
     assert (spec["openapi"], spec["info"]["title"]) == ("3.0.3", "Tributary")
-    assert sorted(spec["paths"]) == ["/api/v1/profiles", "/api/v1/profiles/{profile_id}",
+    assert sorted(spec["paths"]) == ["/api/v1/changes", "/api/v1/profiles", "/api/v1/profiles/{profile_id}",
                                      "/api/v1/profiles/{profile_id}/identities",
                                      "/api/v1/profiles/{profile_id}/timeline"]
     listing = spec["paths"]["/api/v1/profiles"]["get"]

@@ -58,7 +58,7 @@ def test_every_operation_conforms_to_the_document(served, mode):
     app, live, merged = served
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 4
+    assert len(operations) == 5
     for operation in operations:
         has_id = any(p.name == "profile_id" for p in operation.path_parameters)
         for fixed in ([{"profile_id": live}, {"profile_id": merged}, None] if has_id else [None]):
