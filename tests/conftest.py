@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from hub import migrate
 from hub.models import Base
@@ -196,6 +196,48 @@ def workers(tmp_path):
     yield Factory()
     for group in holder:
         group.stop_all()
+
+
+def settle(app) -> None:
+    """Wait until the hub has processed every inbox row, and check that none failed."""
+    from hub.models import InboxRecord
+
+    hub = app.extensions["tributary"]
+
+    def settled():
+        with hub.session() as session:
+            return not session.scalar(select(InboxRecord.id).where(InboxRecord.status == "pending"))
+
+    wait_for(settled)
+    with hub.session() as session:
+        failed = session.execute(select(InboxRecord.key, InboxRecord.error)
+                                 .where(InboxRecord.status != "processed")).all()
+    assert [tuple(row) for row in failed] == []
+
+
+def profiles_snapshot(engine) -> list[dict]:
+    """Every profile: identities with their source, traits with value, source and observed time,
+    the timeline with properties, and the metrics; ordered so the result does not depend on ids."""
+    from sqlalchemy.orm import Session
+
+    from hub.models import Activity, Identity, Profile, Trait
+
+    with Session(engine) as session:
+        people: dict[str, list] = {}
+        for ident in session.scalars(select(Identity)):
+            people.setdefault(ident.profile_id, []).append((ident.type, ident.value, ident.source))
+        result = []
+        for profile_id, identities in people.items():
+            traits = {t.name: (t.value, t.source, t.observed_at.isoformat())
+                      for t in session.scalars(select(Trait).where(Trait.profile_id == profile_id))}
+            activities = session.scalars(select(Activity).where(Activity.profile_id == profile_id))
+            timeline = sorted(((a.type, a.source, a.source_id, a.occurred_at.isoformat(), a.properties)
+                               for a in activities), key=repr)
+            result.append({"identities": sorted(identities), "traits": traits, "timeline": timeline,
+                           "metrics": session.get(Profile, profile_id).metrics})
+        live = session.scalars(select(Profile.id).where(Profile.merged_into.is_(None))).all()
+        assert len(live) == len(result)  # no profile without an identifier
+        return sorted(result, key=repr)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):

@@ -7,10 +7,8 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
 
-from hub.models import InboxRecord
-from tests.conftest import wait_for
+from tests.conftest import settle
 from tests.connectors import test_mailchimp as mailchimp
 from tests.connectors import test_sendgrid as sendgrid
 from tests.connectors import test_shopify as shopify
@@ -33,17 +31,6 @@ def app(make_app):
     })
 
 
-def settle(app):
-    hub = app.extensions["tributary"]
-
-    def done():
-        with hub.session() as session:
-            return not session.scalar(select(InboxRecord.id).where(InboxRecord.status == "pending"))
-
-    wait_for(done)
-    with hub.session() as session:
-        assert session.execute(select(InboxRecord.key, InboxRecord.error)
-                               .where(InboxRecord.status != "processed")).all() == []
 
 
 def compact(document) -> bytes:

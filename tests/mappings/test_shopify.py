@@ -3,15 +3,13 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from connectors.shopify import Shopify
 from hub.mapping import Document, load_mapping
-from hub.models import Activity, Identity, InboxRecord, Profile, Trait
 from hub.rebuild import rebuild
 from hub.transforms import BUILT_IN
-from tests.conftest import wait_for
+from tests.conftest import profiles_snapshot as store
+from tests.conftest import settle
 from tests.connectors.test_shopify import FIXTURES, SECRET, fixture_body, post, shopify_headers
 
 BOB = "706405506930370084"
@@ -52,36 +50,9 @@ def deliver(app, topic: str, body: bytes | str, webhook_id: str, expected: int =
     body = fixture_body(body) if isinstance(body, str) else body
     response = post(app.test_client(), body, shopify_headers(topic, webhook_id))
     assert response.status_code == expected, response.get_json()
-    hub = app.extensions["tributary"]
-
-    def settled():
-        with hub.session() as session:
-            return not session.scalar(select(InboxRecord.id).where(InboxRecord.status == "pending"))
-
-    wait_for(settled)
-    with hub.session() as session:
-        assert session.scalars(select(InboxRecord.status).where(InboxRecord.status != "processed")).all() == []
+    settle(app)
 
 
-def store(engine) -> list[dict]:
-    """Every profile: identities with their source, traits with value, source and observed time,
-    the timeline with properties, and the metrics; ordered so the result does not depend on ids."""
-    with Session(engine) as session:
-        people: dict[str, list] = {}
-        for ident in session.scalars(select(Identity)):
-            people.setdefault(ident.profile_id, []).append((ident.type, ident.value, ident.source))
-        result = []
-        for profile_id, identities in people.items():
-            traits = {t.name: (t.value, t.source, t.observed_at.isoformat())
-                      for t in session.scalars(select(Trait).where(Trait.profile_id == profile_id))}
-            activities = session.scalars(select(Activity).where(Activity.profile_id == profile_id))
-            timeline = sorted(((a.type, a.source, a.source_id, a.occurred_at.isoformat(), a.properties)
-                               for a in activities), key=repr)
-            result.append({"identities": sorted(identities), "traits": traits, "timeline": timeline,
-                           "metrics": session.get(Profile, profile_id).metrics})
-        live = session.scalars(select(Profile.id).where(Profile.merged_into.is_(None))).all()
-        assert len(live) == len(result)  # no profile without an identifier
-        return sorted(result, key=repr)
 
 
 BOB_PROFILE = {

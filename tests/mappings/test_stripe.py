@@ -2,12 +2,10 @@
 import json
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from hub.models import Activity, Identity, InboxRecord, Profile, Trait
 from hub.rebuild import rebuild
-from tests.conftest import wait_for
+from tests.conftest import profiles_snapshot as store
+from tests.conftest import settle
 from tests.connectors.test_stripe import FIXTURES, SECRET, fixture_body, post
 
 JENNY = "cus_QhK9Xy1bC2d3E4"
@@ -80,19 +78,6 @@ def body_of(event: dict) -> bytes:
     return json.dumps(event, indent=2, ensure_ascii=False).encode()
 
 
-def settle(app) -> None:
-    """Wait until the hub has processed every inbox row, and check none failed."""
-    hub = app.extensions["tributary"]
-
-    def settled():
-        with hub.session() as session:
-            return not session.scalar(select(InboxRecord.id).where(InboxRecord.status == "pending"))
-
-    wait_for(settled)
-    with hub.session() as session:
-        failed = session.execute(select(InboxRecord.key, InboxRecord.error)
-                                 .where(InboxRecord.status != "processed")).all()
-    assert [tuple(row) for row in failed] == []
 
 
 def deliver(app, body: bytes | str, expected: int = 202) -> None:
@@ -103,25 +88,6 @@ def deliver(app, body: bytes | str, expected: int = 202) -> None:
     settle(app)
 
 
-def store(engine) -> list[dict]:
-    """Every profile: identities with their source, traits with value, source and observed time,
-    the timeline with properties, and the metrics; ordered so the result does not depend on ids."""
-    with Session(engine) as session:
-        people: dict[str, list] = {}
-        for ident in session.scalars(select(Identity)):
-            people.setdefault(ident.profile_id, []).append((ident.type, ident.value, ident.source))
-        result = []
-        for profile_id, identities in people.items():
-            traits = {t.name: (t.value, t.source, t.observed_at.isoformat())
-                      for t in session.scalars(select(Trait).where(Trait.profile_id == profile_id))}
-            activities = session.scalars(select(Activity).where(Activity.profile_id == profile_id))
-            timeline = sorted(((a.type, a.source, a.source_id, a.occurred_at.isoformat(), a.properties)
-                               for a in activities), key=repr)
-            result.append({"identities": sorted(identities), "traits": traits, "timeline": timeline,
-                           "metrics": session.get(Profile, profile_id).metrics})
-        live = session.scalars(select(Profile.id).where(Profile.merged_into.is_(None))).all()
-        assert len(live) == len(result)  # no profile without an identifier
-        return sorted(result, key=repr)
 
 
 @pytest.mark.parametrize("order", ["in order", "update first"])
