@@ -55,6 +55,7 @@ def main(config_path: str | None, verbose: bool) -> None:
         os.environ["HUB_CONFIG"] = config_path
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 # -- serving ------------------------------------------------------------------------
