@@ -198,6 +198,15 @@ def workers(tmp_path):
         group.stop_all()
 
 
+def inbox_rows(app) -> list[tuple]:
+    """Every inbox row as (key, topic, body, occurred_at, kept headers), oldest first."""
+    from hub.models import InboxRecord
+
+    with app.extensions["tributary"].session() as session:
+        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
+                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
+
+
 def settle(app) -> None:
     """Wait until the hub has processed every inbox row, and check that none failed."""
     from hub.models import InboxRecord

@@ -10,11 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from connectors.freshdesk import topic
 from hub.config import ConfigError
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 USERNAME = "freshdesk-hook"
 PASSWORD = "fd-hook-password-5b7e1c9a"
@@ -43,12 +42,6 @@ def send(client, body: bytes, authorization: str = basic()):
     """POST as the rule does; an empty ``authorization`` sends no Authorization header."""
     headers = {"Authorization": authorization} if authorization else {}
     return client.post("/webhooks/freshdesk", data=body, headers=headers, content_type="application/json")
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def test_a_created_ticket_is_stored_raw_under_id_time_and_status(app):

@@ -12,9 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 SECRET = "klaviyo-webhook-secret-9f8e7d6c"
 WEBHOOK_ID = "01KP4928STE8FKCWB6WDHZ4ZB7"
@@ -44,12 +43,6 @@ def send(client, body: bytes, stamp: str = STAMP, secret: str = SECRET, webhook_
     headers.update(override)
     headers = {name: value for name, value in headers.items() if value is not None}
     return client.post("/webhooks/klaviyo", data=body, headers=headers, content_type="application/json")
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def compact(event: dict) -> bytes:

@@ -10,10 +10,9 @@ from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
 
 from hub.config import ConfigError
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 KEY = "mc-hook-key-7f3a9c2e5b"
 
@@ -89,12 +88,6 @@ def post(client, fields, key=KEY, body=None):
 
 def canonical(notification: dict) -> bytes:
     return json.dumps(notification, sort_keys=True, separators=(",", ":")).encode()
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def test_a_subscribe_becomes_one_record_with_the_nested_form_as_json(app):

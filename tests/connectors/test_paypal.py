@@ -18,10 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
 
 from connectors import paypal as connector
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 WEBHOOK_ID = "8PT597110X687430LKGECATA"
 CERT_URL = "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-7a8abba8"
@@ -106,12 +105,6 @@ def paypal_headers(body: bytes, cert_url=CERT_URL, transmission_id=TRANSMISSION_
 
 def post(client, body: bytes, headers: dict):
     return client.post("/webhooks/paypal", data=body, headers=headers, content_type="application/json")
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def test_a_capture_completed_event_is_stored_exactly_as_received(app, paypal_api):

@@ -16,12 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
-from sqlalchemy import select
 
 from connectors.sendgrid import SendGrid
 from hub.config import ConfigError
 from hub.connector import SignatureError, WebhookRequest
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "sendgrid"
 EVENTS = (FIXTURES / "events.json").read_bytes()
@@ -65,12 +64,6 @@ def send(client, body: bytes, stamp: str = STAMP, key=PRIVATE, **override):
     headers.update(override)
     headers = {name: value for name, value in headers.items() if value is not None}
     return client.post("/webhooks/sendgrid", data=body, headers=headers, content_type="application/json")
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def compact(event: dict) -> bytes:

@@ -12,9 +12,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 SECRET = "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"
 SHOP = "example.myshopify.com"
@@ -63,12 +62,6 @@ def post(client, body: bytes, headers: dict, secret: str | None = SECRET):
     if secret is not None:
         headers.setdefault("X-Shopify-Hmac-Sha256", hmac_b64(body, secret))
     return client.post("/webhooks/shopify", data=body, headers=headers, content_type="application/json")
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def test_a_customer_create_is_stored_exactly_as_received(app):

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import stripe
-from sqlalchemy import select
 
 from connectors import stripe as connector
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 SECRET = "whsec_8f2cQk3zWb1Xy7Lm4Np0Rs6Tu9Vw2Ya5"
 OTHER_SECRET = "whsec_0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0u"
@@ -56,12 +55,6 @@ def post(client, body: bytes, signature: str | None = "sign"):
         headers["Stripe-Signature"] = signature
     return client.post("/webhooks/stripe", data=body, headers=headers,
                        content_type="application/json; charset=utf-8")
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def at(unix: int) -> datetime:

@@ -13,9 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 SECRET = "Zq8@x!L#pW3$vN&t9^kR*yB(2)mC-e7_uH[4]sJ{6}gD<5>fA~1"
 SOURCE = "https://example.com/"
@@ -66,12 +65,6 @@ def post(client, body: bytes, headers: dict, secret: str | None = SECRET):
     if secret is not None:
         headers.setdefault("X-WC-Webhook-Signature", wc_signature(body, secret))
     return client.post("/webhooks/woocommerce", data=body, headers=headers, content_type="application/json")
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def test_a_customer_created_is_stored_exactly_as_received(app):

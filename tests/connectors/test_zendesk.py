@@ -12,9 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from hub.models import InboxRecord
+from tests.conftest import inbox_rows as stored
 
 SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
 STAMP = "2024-04-17T17:18:11Z"
@@ -54,12 +53,6 @@ def send(client, body: bytes, invocation: str | None = "8350205582", stamp: str 
 def kept(invocation: str = "8350205582") -> dict:
     return {"x-zendesk-account-id": ACCOUNT, "x-zendesk-webhook-id": WEBHOOK,
             "x-zendesk-webhook-invocation-id": invocation}
-
-
-def stored(app):
-    with app.extensions["tributary"].session() as session:
-        return [(r.key, r.topic, r.body, r.occurred_at, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
 
 
 def test_a_ticket_created_event_is_stored_raw_under_its_event_id(app):
