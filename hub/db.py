@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,6 +61,11 @@ def run_atomic(engine: Engine, statement: Callable[[Connection], T]) -> T:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def upsert_insert(dialect: str, table):
+    """An INSERT on ``table`` that takes ``ON CONFLICT`` clauses, for PostgreSQL or SQLite."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -6,11 +6,10 @@ from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub.connector import Delivery
-from hub.db import is_postgres
+from hub.db import is_postgres, upsert_insert
 from hub.models import FAILED, PENDING, PROCESSED, WEBHOOK, InboxRecord, utcnow
 
 ERROR_LIMIT = 2000
@@ -41,9 +40,8 @@ def store(connection: Connection, connector: str, deliveries: Sequence[Delivery]
 @functools.cache
 def _insert_statement(dialect: str):
     """INSERT ... ON CONFLICT (connector, key) DO NOTHING RETURNING id, built once per dialect."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = InboxRecord.__table__
-    return (insert(table).on_conflict_do_nothing(index_elements=["connector", "key"])
+    return (upsert_insert(dialect, table).on_conflict_do_nothing(index_elements=["connector", "key"])
             .returning(table.c.id))
 
 

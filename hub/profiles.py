@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hub.db import upsert_insert
 from hub.identity import IdentityRules, identifier_hash
 from hub.profile_metrics import compute_metrics, metrics_of
 from hub.models import Activity, Change, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
@@ -420,7 +420,7 @@ def _insert(session: Session, model: Any):
     dialect = session.get_bind().dialect.name
     table = model.__table__
     # RETURNING lets SQLAlchemy send many rows per statement ("insertmanyvalues")
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).returning(
+    return upsert_insert(dialect, table).returning(
         *table.primary_key.columns)
 
 
