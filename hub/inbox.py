@@ -70,10 +70,10 @@ def claim(session: Session, limit: int, now: datetime | None = None) -> list[Inb
 
 
 def mark_processed(session: Session, ids: Sequence[int], now: datetime | None = None) -> None:
-    """Mark rows processed (in the transaction that wrote their effects)."""
+    """Mark rows processed (in the transaction that wrote their effects); erased rows stay erased."""
     if ids:
         session.execute(
-            update(InboxRecord).where(InboxRecord.id.in_(ids))
+            update(InboxRecord).where(InboxRecord.id.in_(ids), InboxRecord.status == PENDING)
             .values(status=PROCESSED, processed_at=now or utcnow(), error=None)
         )
 

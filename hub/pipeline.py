@@ -6,6 +6,7 @@ from typing import Sequence
 
 from sqlalchemy.orm import Session
 
+from hub import privacy
 from hub.hookspecs import hookimpl
 from hub.mapping import Document
 from hub.models import InboxRecord
@@ -32,5 +33,7 @@ def process_batch(hub, session: Session, records: Sequence[InboxRecord]) -> None
     if not unified:
         return
     outcome = BatchWriter(session, hub.identity_rules, hub.config.traits.get("priority", {})).apply(unified)
+    if outcome.suppressed:  # about an erased person: keep nothing of it
+        privacy.scrub(session, outcome.suppressed)
     for inbox_id, ident, reason in outcome.conflicts:
         log.info("inbox row %s: identifier type %s not used for matching (%s)", inbox_id, ident[0], reason)

@@ -79,7 +79,7 @@ class BatchWriter:
         """Resolve every record in order and write the result."""
         prepared = [(r, self.rules.prepare(r.identities), self.rules.prepare(r.retired)) for r in records]
         every = {ident for _, ids, old in prepared for ident in ids + old}
-        self._lock(every)
+        lock_identifiers(self.session, every)
         suppressed = self._suppressed(every)
         self._load(every)
         known_activities = self._load_about([r for r, ids, _ in prepared if not ids and r.about])
@@ -219,13 +219,6 @@ class BatchWriter:
         return (rank, observed_at, inbox_id)
 
     # -- reading ----------------------------------------------------------------------
-
-    def _lock(self, idents: set[Ident]) -> None:
-        if self.session.get_bind().dialect.name != "postgresql" or not idents:
-            return
-        buckets = sorted({zlib.crc32(f"{k}:{v}".encode()) % LOCK_BUCKETS for k, v in idents})
-        self.session.execute(text("SELECT pg_advisory_xact_lock(b) FROM unnest(CAST(:b AS int[])) AS b "
-                                  "ORDER BY b"), {"b": buckets})
 
     def _suppressed(self, idents: set[Ident]) -> set[Ident]:
         hashes = {identifier_hash(*ident): ident for ident in idents}
@@ -404,6 +397,19 @@ class BatchWriter:
                 index_elements=["profile_id", "name"],
                 set_={c: getattr(statement.excluded, c) for c in ("value", "source", "observed_at", "inbox_id")})
             session.execute(statement, rows)
+
+
+def lock_identifiers(session: Session, idents: Iterable[Ident]) -> None:
+    """Hold, until commit, the advisory locks of these identifiers (hashed to buckets, sorted).
+
+    Whoever resolves or erases a person takes them first, so two transactions touching
+    the same person run one after the other (PostgreSQL; SQLite writers are serial anyway).
+    """
+    buckets = sorted({zlib.crc32(f"{k}:{v}".encode()) % LOCK_BUCKETS for k, v in idents})
+    if session.get_bind().dialect.name != "postgresql" or not buckets:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(b) FROM unnest(CAST(:b AS int[])) AS b ORDER BY b"),
+                    {"b": buckets})
 
 
 FEED_LOCK = 0x7472_6962  # "trib"

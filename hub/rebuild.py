@@ -6,6 +6,7 @@ from typing import Callable
 from sqlalchemy import delete, func, select, update
 
 from hub.drain import drain_batch
+from hub.privacy import ERASED
 from hub.models import PENDING, Activity, Identity, InboxRecord, Merge, Profile, Trait, utcnow
 from hub.runtime import Hub
 
@@ -14,14 +15,14 @@ DERIVED = (Merge, Activity, Trait, Identity, Profile)
 
 
 def reset(hub: Hub) -> int:
-    """Empty the derived tables and mark every inbox row pending; return the row count."""
+    """Empty the derived tables and mark every inbox row pending (but erased ones); return the count."""
     with hub.session.begin() as session:
         session.execute(update(Profile).values(merged_into=None))
         for model in DERIVED:
             session.execute(delete(model))
-        session.execute(update(InboxRecord).values(status=PENDING, attempts=0, error=None,
+        session.execute(update(InboxRecord).where(InboxRecord.status != ERASED).values(status=PENDING, attempts=0, error=None,
                                                    processed_at=None, next_attempt_at=utcnow()))
-        return session.scalar(select(func.count()).select_from(InboxRecord))
+        return session.scalar(select(func.count()).select_from(InboxRecord).where(InboxRecord.status != ERASED))
 
 
 def rebuild(hub: Hub, progress: Callable[[int], None] = lambda n: None) -> int:

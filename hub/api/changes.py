@@ -31,7 +31,8 @@ class ChangeSchema(ma.Schema):
     """One change: its position in the feed, what happened, to whom, with its details."""
 
     id = fields.Integer(required=True)
-    type = fields.String(required=True, metadata={"description": "profile.created, profile.updated, profile.merged"})
+    type = fields.String(required=True, metadata={
+        "description": "profile.created, profile.updated, profile.merged, profile.erased"})
     profile_id = fields.String(required=True, allow_none=True)
     data = fields.Dict(keys=fields.String(), required=True)
     created_at = fields.DateTime(required=True)

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 from flask import Response, request, url_for
 from sqlalchemy.orm import Session
 
+from hub import privacy
 from hub.api import queries
 from hub.api.auth import requires
 from hub.api.errors import ApiError, ApiBlueprint, not_found
@@ -25,8 +26,6 @@ from hub.runtime import current_hub
 blueprint = ApiBlueprint("profiles", __name__, url_prefix="/profiles",
                          description="One unified profile per real person")
 
-#: profile ids are UUID strings; anything longer cannot name one
-MAX_ID_LENGTH = 36
 MOVED = {"description": "The profile was merged into another; `Location` names the surviving one",
          "headers": {"Location": {"description": "Path of the same resource on the surviving profile",
                                   "schema": {"type": "string"}}}}
@@ -58,13 +57,14 @@ def list_profiles(args: Mapping[str, Any]) -> dict:
 @blueprint.response(200, ProfileSchema)
 @blueprint.alt_response(301, **MOVED)
 @blueprint.alt_response(404, "NOT_FOUND")
+@blueprint.alt_response(410, "GONE")
 def get_profile(args: Mapping[str, Any], profile_id: str) -> dict | Response:
     """Read one profile
 
     A merged-away id answers 301 with the surviving profile in `Location`.
     """
     with current_hub().session() as session:
-        profile = _live_profile(session, profile_id)
+        profile = live_profile(session, profile_id)
         if isinstance(profile, Response):
             return profile
         return queries.profile_documents(session, [profile], provenance=args["provenance"])[0]
@@ -76,6 +76,7 @@ def get_profile(args: Mapping[str, Any], profile_id: str) -> dict | Response:
 @blueprint.response(200, TimelinePageSchema)
 @blueprint.alt_response(301, **MOVED)
 @blueprint.alt_response(404, "NOT_FOUND")
+@blueprint.alt_response(410, "GONE")
 def get_timeline(args: Mapping[str, Any], profile_id: str) -> dict | Response:
     """Read a profile's timeline
 
@@ -83,7 +84,7 @@ def get_timeline(args: Mapping[str, Any], profile_id: str) -> dict | Response:
     and by `source` connector, paged with a keyset cursor.
     """
     with current_hub().session() as session:
-        profile = _live_profile(session, profile_id)
+        profile = live_profile(session, profile_id)
         if isinstance(profile, Response):
             return profile
         page = queries.timeline_page(session, profile.id, args)
@@ -98,6 +99,7 @@ def get_timeline(args: Mapping[str, Any], profile_id: str) -> dict | Response:
 @blueprint.response(200, IdentityPageSchema)
 @blueprint.alt_response(301, **MOVED)
 @blueprint.alt_response(404, "NOT_FOUND")
+@blueprint.alt_response(410, "GONE")
 def get_identities(_args: Mapping[str, Any], profile_id: str) -> dict | Response:
     """List a profile's identifiers
 
@@ -105,7 +107,7 @@ def get_identities(_args: Mapping[str, Any], profile_id: str) -> dict | Response
     last seen; a profile holds few, so this list has a single page.
     """
     with current_hub().session() as session:
-        profile = _live_profile(session, profile_id)
+        profile = live_profile(session, profile_id)
         if isinstance(profile, Response):
             return profile
         items = [{"type": i.type, "value": i.value, "source": i.source, "first_seen_at": i.first_seen_at,
@@ -113,12 +115,15 @@ def get_identities(_args: Mapping[str, Any], profile_id: str) -> dict | Response
     return {"items": items, "next_cursor": None}
 
 
-def _live_profile(session: Session, profile_id: str) -> Profile | Response:
-    """The profile if it survives; a 301 to the survivor's same resource if merged away; else 404."""
-    if len(profile_id) > MAX_ID_LENGTH or "\x00" in profile_id:
+def live_profile(session: Session, profile_id: str) -> Profile | Response:
+    """The profile if it survives; a 301 to the survivor's same resource if merged away; 410 if
+    erased; else 404."""
+    if not privacy.id_like(profile_id):
         raise not_found("profile")
     profile = session.get(Profile, profile_id)
     if profile is None:
+        if privacy.is_erased(session, profile_id):
+            raise ApiError(410, "gone", "profile erased")
         raise not_found("profile")
     if profile.merged_into is None:
         return profile

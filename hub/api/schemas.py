@@ -148,3 +148,42 @@ class IdentityPageSchema(ma.Schema):
 
     items = fields.List(fields.Nested(IdentitySchema), required=True)
     next_cursor = fields.String(required=True, allow_none=True, metadata={"description": "Always null"})
+
+
+class MergeSchema(ma.Schema):
+    """A merge into the person, with its evidence."""
+
+    survivor_id = fields.String(required=True)
+    merged_id = fields.String(required=True)
+    identifier_type = fields.String(required=True)
+    identifier_value = fields.String(required=True)
+    inbox_id = fields.Integer(required=True, allow_none=True)
+    merged_at = fields.DateTime(required=True)
+
+
+class InboxRecordSchema(ma.Schema):
+    """A raw inbound record, exactly as received."""
+
+    id = fields.Integer(required=True)
+    connector = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "`webhook` or `pulled`"})
+    key = fields.String(required=True, metadata={"description": "The platform's delivery id (idempotency key)"})
+    topic = fields.String(required=True, allow_none=True)
+    received_at = fields.DateTime(required=True)
+    status = fields.String(required=True)
+    headers = fields.Dict(keys=fields.String(), required=True)
+    body = fields.String(required=True)
+    body_encoding = fields.String(required=True, validate=validate.OneOf(("utf-8", "base64")))
+
+
+class ExportSchema(ma.Schema):
+    """Everything held on one person."""
+
+    profile = fields.Nested(ProfileSchema, required=True, metadata={"description": "Traits with provenance"})
+    merged_ids = fields.List(fields.String(), required=True, metadata={
+        "description": "Profile ids merged into this one (they answer 301 to it)"})
+    identities = fields.List(fields.Nested(IdentitySchema), required=True)
+    timeline = fields.List(fields.Nested(ActivitySchema), required=True, metadata={"description": "Newest first"})
+    merges = fields.List(fields.Nested(MergeSchema), required=True)
+    inbox = fields.List(fields.Nested(InboxRecordSchema), required=True, metadata={
+        "description": "Every raw record the profile was derived from or that names one of its identifiers"})

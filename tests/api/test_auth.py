@@ -113,7 +113,7 @@ def test_the_document_is_public_and_declares_the_bearer_scheme(api):
         "description": "A token from `api_tokens` in hub.yaml: `Authorization: Bearer <token>`"}}
     operations = [op for item in spec["paths"].values() for op in item.values() if isinstance(op, dict)
                   and "responses" in op]
-    assert len(operations) == 5
+    assert len(operations) == 7
     for operation in operations:
         assert operation["security"] == [{"bearerAuth": []}]
         assert {"401", "403"} <= set(operation["responses"])

@@ -6,6 +6,7 @@ def test_the_document_names_the_api_and_its_operations(api):
     spec = api.get("/api/v1/openapi.json", token=None).get_json()
     assert (spec["openapi"], spec["info"]["title"]) == ("3.0.3", "Tributary")
     assert sorted(spec["paths"]) == ["/api/v1/changes", "/api/v1/profiles", "/api/v1/profiles/{profile_id}",
+                                     "/api/v1/profiles/{profile_id}/export",
                                      "/api/v1/profiles/{profile_id}/identities",
                                      "/api/v1/profiles/{profile_id}/timeline"]
     listing = spec["paths"]["/api/v1/profiles"]["get"]
@@ -19,6 +20,9 @@ def test_the_document_names_the_api_and_its_operations(api):
         "created_at", "updated_at"])
     moved = spec["paths"]["/api/v1/profiles/{profile_id}"]["get"]["responses"]["301"]
     assert "Location" in moved["headers"]
+    assert sorted(spec["paths"]["/api/v1/profiles/{profile_id}"]) == ["delete", "get", "parameters"]
+    erase = spec["paths"]["/api/v1/profiles/{profile_id}"]["delete"]
+    assert sorted(erase["responses"]) == ["204", "400", "401", "403", "404", "default"]
 
 
 def test_init_api_twice_changes_nothing(api_app):
