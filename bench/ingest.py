@@ -102,11 +102,12 @@ def wait_healthy(url: str, process: subprocess.Popen) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def run_wrk(port: int, script: Path, data: Path, duration: int, connections: int) -> dict:
+def run_wrk(port: int, script: Path, data: Path, duration: int, connections: int, extra: str | None = None) -> dict:
+    """Run wrk with a Lua ``script`` given ``data`` (and ``extra``, else the thread count) as arguments."""
     threads = 2
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}", "--", str(data), str(threads)],
+         f"http://127.0.0.1:{port}", "--", str(data), extra or str(threads)],
         capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out).group(1)) for p in ("50", "99")}

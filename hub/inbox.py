@@ -75,6 +75,7 @@ def mark_processed(session: Session, ids: Sequence[int], now: datetime | None = 
         session.execute(
             update(InboxRecord).where(InboxRecord.id.in_(ids), InboxRecord.status == PENDING)
             .values(status=PROCESSED, processed_at=now or utcnow(), error=None)
+            .execution_options(synchronize_session=False)  # the batch's objects are not read again
         )
 
 
