@@ -34,6 +34,9 @@ class Hub:
             {**config.identity, "limits": {**connector_limits, **config.identity.get("limits", {})}})
         self.engine = make_engine(config.database_url)
         self.session = make_sessionmaker(self.engine)
+        #: sessions for reads that need no transaction: each statement runs on its own
+        #: (no BEGIN and ROLLBACK round trips, and no write lock on SQLite)
+        self.reader = make_sessionmaker(self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         if config.redis_url:
             self.queue: EmbeddedQueue | RedisQueue = RedisQueue(config.redis_url)
         else:

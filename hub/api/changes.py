@@ -56,7 +56,7 @@ def list_changes(args: Mapping[str, Any]) -> dict:
     Ordered and gap-free: changes are numbered in commit order, so a reader that keeps
     asking for what comes `after` the last change it read misses nothing.
     """
-    with current_hub().session() as session:
+    with current_hub().reader() as session:
         rows = session.scalars(select(Change).where(Change.id > args["after"]).order_by(Change.id)
                                .limit(args["limit"] + 1)).all()
     more = len(rows) > args["limit"]

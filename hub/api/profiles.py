@@ -45,10 +45,9 @@ def list_profiles(args: Mapping[str, Any]) -> dict:
     if "segment" in args:  # refused rather than ignored: ignoring it would answer everyone
         reason = "segment membership is not computed yet" if hub.config.segments else "segments are not configured"
         raise ApiError(400, "bad_request", f"segment: {reason}")
-    with hub.session() as session:
+    with hub.reader() as session:
         page = queries.profile_page(session, hub.identity_rules, args)
-        items = queries.profile_documents(session, page.rows)
-    return {"items": items, "next_cursor": page.next_cursor}
+    return {"items": [queries.document(row) for row in page.rows], "next_cursor": page.next_cursor}
 
 
 @blueprint.route("/<profile_id>")
@@ -63,11 +62,11 @@ def get_profile(args: Mapping[str, Any], profile_id: str) -> dict | Response:
 
     A merged-away id answers 301 with the surviving profile in `Location`.
     """
-    with current_hub().session() as session:
-        profile = live_profile(session, profile_id)
-        if isinstance(profile, Response):
-            return profile
-        return queries.profile_documents(session, [profile], provenance=args["provenance"])[0]
+    with current_hub().reader() as session:
+        row = queries.profile_row(session, profile_id) if privacy.id_like(profile_id) else None
+        if row is None or row.merged_into is not None:
+            return live_profile(session, profile_id)  # the 301, 404 or 410
+        return queries.document(row, provenance=args["provenance"])
 
 
 @blueprint.route("/<profile_id>/timeline")
@@ -83,7 +82,7 @@ def get_timeline(args: Mapping[str, Any], profile_id: str) -> dict | Response:
     Activities newest first (`occurred_at`, then arrival), filtered by unified `type`
     and by `source` connector, paged with a keyset cursor.
     """
-    with current_hub().session() as session:
+    with current_hub().reader() as session:
         profile = live_profile(session, profile_id)
         if isinstance(profile, Response):
             return profile
@@ -106,7 +105,7 @@ def get_identities(_args: Mapping[str, Any], profile_id: str) -> dict | Response
     Every identifier the profile holds with its source and when it was first and
     last seen; a profile holds few, so this list has a single page.
     """
-    with current_hub().session() as session:
+    with current_hub().reader() as session:
         profile = live_profile(session, profile_id)
         if isinstance(profile, Response):
             return profile

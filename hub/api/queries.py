@@ -1,15 +1,16 @@
 """Reading profiles for the API: keyset pages and batched loading (no query per profile).
 
-A page of profiles costs three queries whatever its size: the page itself, then the
-identities and the traits of all its profiles.
+A page of profiles, or one profile, is one query whatever its size: each profile row comes
+with its identities and traits aggregated as JSON by correlated subqueries.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import JSON, Row, Select, and_, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub.api.cursors import PROFILES, TIMELINE, decode_cursor, encode_cursor
@@ -49,7 +50,7 @@ def profile_page(session: Session, rules: IdentityRules, args: Mapping[str, Any]
     pairs = identity_filters(rules, args)
     if pairs is None:
         return Page([], None)
-    query: Select = select(Profile).where(Profile.merged_into.is_(None))
+    query: Select = documents_query(session).where(Profile.merged_into.is_(None))
     for kind, value in pairs:
         query = query.where(Profile.id.in_(
             select(Identity.profile_id).where(Identity.type == kind, Identity.value == value)))
@@ -61,7 +62,7 @@ def profile_page(session: Session, rules: IdentityRules, args: Mapping[str, Any]
         at, key = decode_cursor(PROFILES, args["cursor"], str)
         query = query.where(or_(Profile.updated_at > at, and_(Profile.updated_at == at, Profile.id > key)))
     limit = args["limit"]
-    rows = list(session.scalars(query.order_by(Profile.updated_at, Profile.id).limit(limit + 1)))
+    rows = list(session.execute(query.order_by(Profile.updated_at, Profile.id).limit(limit + 1)))
     if len(rows) <= limit:
         return Page(rows, None)
     last = rows[limit - 1]
@@ -94,24 +95,50 @@ def identities_of(session: Session, profile_id: str) -> list[Identity]:
 
 
 def profile_documents(session: Session, profiles: Sequence[Profile], provenance: bool = False) -> list[dict]:
-    """The public JSON of these profiles, with two queries for all of them (identities, traits)."""
+    """The public JSON of these profiles, in their order, with one query for all of them."""
     ids = [p.id for p in profiles]
     if not ids:
         return []
-    identities: dict[str, list[dict]] = {pid: [] for pid in ids}
-    for ident in session.scalars(select(Identity).where(Identity.profile_id.in_(ids))
-                                 .order_by(Identity.profile_id, Identity.type, Identity.value)):
-        identities[ident.profile_id].append({"type": ident.type, "value": ident.value, "source": ident.source})
-    traits: dict[str, dict] = {pid: {} for pid in ids}
-    for trait in session.scalars(select(Trait).where(Trait.profile_id.in_(ids))
-                                 .order_by(Trait.profile_id, Trait.name)):
-        traits[trait.profile_id][trait.name] = (
-            {"value": trait.value, "source": trait.source, "observed_at": _iso(trait.observed_at)}
-            if provenance else trait.value)
-    return [_document(p, traits[p.id], identities[p.id]) for p in profiles]
+    rows = {row.id: row for row in session.execute(documents_query(session).where(Profile.id.in_(ids)))}
+    return [document(rows[pid], provenance) for pid in ids]
 
 
-def _document(profile: Profile, traits: dict, identities: list[dict]) -> dict:
+def profile_row(session: Session, profile_id: str) -> Row | None:
+    """The row of one profile with its identities and traits (merged away or not), or None."""
+    return session.execute(documents_query(session).where(Profile.id == profile_id)).first()
+
+
+def documents_query(session: Session) -> Select:
+    """SELECT profiles with their identities and traits as JSON lists (see :func:`document`)."""
+    return _documents_query(session.get_bind().dialect.name)
+
+
+@functools.cache
+def _documents_query(dialect: str) -> Select:
+    if dialect == "postgresql":
+        aggregate, array, as_json = func.json_agg, func.json_build_array, (lambda column: column)
+    else:
+        aggregate, array, as_json = func.json_group_array, func.json_array, func.json
+    identities = (select(aggregate(array(Identity.type, Identity.value, Identity.source)))
+                  .where(Identity.profile_id == Profile.id).scalar_subquery())
+    traits = (select(aggregate(array(Trait.name, as_json(Trait.value), Trait.source, Trait.observed_at)))
+              .where(Trait.profile_id == Profile.id).scalar_subquery())
+    return select(*Profile.__table__.c, type_coerce(identities, JSON).label("identity_list"),
+                  type_coerce(traits, JSON).label("trait_list"))
+
+
+def document(row: Row, provenance: bool = False) -> dict:
+    """The public JSON of a :func:`documents_query` row; traits as ``{value, source, observed_at}``
+    with ``provenance``."""
+    identities = sorted(row.identity_list or (), key=lambda i: (i[0], i[1]))
+    traits = {}
+    for name, value, source, observed_at in sorted(row.trait_list or (), key=lambda t: t[0]):
+        traits[name] = {"value": value, "source": source, "observed_at": _iso(observed_at)} if provenance else value
+    return _document(row, traits, [{"type": kind, "value": value, "source": source}
+                                   for kind, value, source in identities])
+
+
+def _document(profile: Profile | Row, traits: dict, identities: list[dict]) -> dict:
     churn = None
     if profile.churn_risk is not None:  # the store keeps the score only, not yet its factors
         churn = {"score": profile.churn_risk, "factors": []}
@@ -129,5 +156,7 @@ def _document(profile: Profile, traits: dict, identities: list[dict]) -> dict:
     }
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat()
+def _iso(value: str) -> str:
+    """A time from a JSON aggregate (the database's text form) as ISO 8601 in UTC."""
+    moment = datetime.fromisoformat(value)
+    return (moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)).isoformat()
