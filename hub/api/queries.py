@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import JSON, Row, Select, and_, func, or_, select, type_coerce
+from sqlalchemy import JSON, Row, Select, and_, bindparam, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub.api.cursors import PROFILES, TIMELINE, decode_cursor, encode_cursor
@@ -50,23 +50,43 @@ def profile_page(session: Session, rules: IdentityRules, args: Mapping[str, Any]
     pairs = identity_filters(rules, args)
     if pairs is None:
         return Page([], None)
-    query: Select = documents_query(session).where(Profile.merged_into.is_(None))
-    for kind, value in pairs:
-        query = query.where(Profile.id.in_(
-            select(Identity.profile_id).where(Identity.type == kind, Identity.value == value)))
+    params: dict[str, Any] = {"limit": args["limit"] + 1}
+    for n, (kind, value) in enumerate(pairs):
+        params.update({f"type{n}": kind, f"value{n}": value})
     if args.get("lifecycle_stage") is not None:
-        query = query.where(Profile.lifecycle_stage == args["lifecycle_stage"])
+        params["stage"] = args["lifecycle_stage"]
     if args.get("updated_since") is not None:
-        query = query.where(Profile.updated_at >= args["updated_since"])
+        params["since"] = args["updated_since"]
     if args.get("cursor") is not None:
-        at, key = decode_cursor(PROFILES, args["cursor"], str)
-        query = query.where(or_(Profile.updated_at > at, and_(Profile.updated_at == at, Profile.id > key)))
+        params["at"], params["key"] = decode_cursor(PROFILES, args["cursor"], str)
+    query = _page_query(session.get_bind().dialect.name, len(pairs), *(name in params for name in FILTERS))
     limit = args["limit"]
-    rows = list(session.execute(query.order_by(Profile.updated_at, Profile.id).limit(limit + 1)))
+    rows = list(session.execute(query, params))
     if len(rows) <= limit:
         return Page(rows, None)
     last = rows[limit - 1]
     return Page(rows[:limit], encode_cursor(PROFILES, last.updated_at, last.id))
+
+
+#: the optional filters of a profile page, by parameter name
+FILTERS = ("stage", "since", "at")
+
+
+@functools.cache
+def _page_query(dialect: str, identities: int, stage: bool, since: bool, after: bool) -> Select:
+    """The page query for one combination of filters, built once (values are bound parameters)."""
+    query = _documents_query(dialect).where(Profile.merged_into.is_(None))
+    for n in range(identities):
+        query = query.where(Profile.id.in_(select(Identity.profile_id).where(
+            Identity.type == bindparam(f"type{n}"), Identity.value == bindparam(f"value{n}"))))
+    if stage:
+        query = query.where(Profile.lifecycle_stage == bindparam("stage"))
+    if since:
+        query = query.where(Profile.updated_at >= bindparam("since"))
+    if after:
+        query = query.where(or_(Profile.updated_at > bindparam("at"),
+                                and_(Profile.updated_at == bindparam("at"), Profile.id > bindparam("key"))))
+    return query.order_by(Profile.updated_at, Profile.id).limit(bindparam("limit"))
 
 
 def timeline_page(session: Session, profile_id: str, args: Mapping[str, Any]) -> Page:
@@ -105,7 +125,12 @@ def profile_documents(session: Session, profiles: Sequence[Profile], provenance:
 
 def profile_row(session: Session, profile_id: str) -> Row | None:
     """The row of one profile with its identities and traits (merged away or not), or None."""
-    return session.execute(documents_query(session).where(Profile.id == profile_id)).first()
+    return session.execute(_by_id_query(session.get_bind().dialect.name), {"id": profile_id}).first()
+
+
+@functools.cache
+def _by_id_query(dialect: str) -> Select:
+    return _documents_query(dialect).where(Profile.id == bindparam("id"))
 
 
 def documents_query(session: Session) -> Select:
