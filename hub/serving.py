@@ -1,6 +1,7 @@
 """Running processes: the web server (gunicorn) and the RQ drain worker."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import tempfile
@@ -49,7 +50,7 @@ def serve(host: str, port: int, workers: int, threads: int, debug: bool, migrate
                 self.cfg.set(key, value)
 
         def load(self):
-            return _app_with_sweeper()
+            return _settled(_app_with_sweeper())
 
     HubServer().run()
 
@@ -73,6 +74,17 @@ def _app_with_sweeper():
     return app
 
 
+def _settled(app):
+    """``app``, with everything made at start-up frozen out of the garbage collector's scans.
+
+    Those objects (modules, schemas, mappings) live as long as the process; without this,
+    each full collection walks them all, a pause of tens of milliseconds in some requests.
+    """
+    gc.collect()
+    gc.freeze()
+    return app
+
+
 def work(app, burst: bool = False, metrics_port: int | None = None) -> int:
     """Run an RQ worker on the hub's queue with a sweeper beside it; return an exit code."""
     from rq import SimpleWorker
@@ -82,6 +94,7 @@ def work(app, burst: bool = False, metrics_port: int | None = None) -> int:
     from hub.sweeper import Sweeper
 
     hub = app.extensions["tributary"]
+    _settled(app)
     if metrics_port:
         from prometheus_client import start_http_server
 
