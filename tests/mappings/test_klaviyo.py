@@ -47,29 +47,33 @@ def test_a_list_subscription_and_an_open_make_one_subscribed_person(app, db_engi
     )]
 
 
+#: the store the subscription batch and the e-mail events make (the pulled events too)
+EMAIL_PEOPLE = [
+    ([("email", "jane.doe@example.com"), ("klaviyo_profile_id", JANE)],
+     {"email": ("jane.doe@example.com", "klaviyo", "2026-04-13T23:05:00+00:00"),
+      "email_consent": ("unsubscribed", "klaviyo", "2026-04-13T23:05:00+00:00")},
+     [("email.clicked", "6NbVcXz3Qe9", "2026-04-13T22:49:30+00:00",
+       {**MESSAGE, "url": "https://shop.example.com/sale?utm_source=klaviyo"}),
+      ("email.delivered", "3RtWqPz8Lk2", "2026-04-13T22:45:12+00:00", MESSAGE),
+      ("email.opened", "4MpJqUzrN8v", "2026-04-13T22:48:03+00:00", {**MESSAGE, "client": "Gmail"}),
+      ("email.subscribed", "73WCCK7JKtE", "2026-04-13T22:16:46+00:00", {"method": "API"}),
+      ("email.unsubscribed", "9JhGfDs4Wa1", "2026-04-13T23:05:00+00:00",
+       {"message_id": "01KP3ZB5A1X7N1Q2W3E4R5T6Y7", "method": "Unsubscribe link"})],
+     metrics("2026-04-13T22:16:46+00:00", "2026-04-13T23:05:00+00:00")),
+    ([("klaviyo_profile_id", "01KP4F7Q2W8E4R6T8Y0U2I4O6P")],
+     {"email_consent": ("bounced", "klaviyo", "2026-04-13T22:45:20+00:00")},
+     [("email.bounced", "2KmNbVc7Xz5", "2026-04-13T22:45:20+00:00", {**MESSAGE, "bounce_type": "hard"})],
+     metrics("2026-04-13T22:45:20+00:00", "2026-04-13T22:45:20+00:00")),
+    ([("klaviyo_profile_id", "01KP4G1A3S5D7F9G1H3J5K7L9Z")],
+     {"email_consent": ("spam_reported", "klaviyo", "2026-04-13T22:58:41+00:00")},
+     [("email.spam_reported", "5PoIuYt6Re3", "2026-04-13T22:58:41+00:00", MESSAGE)],
+     metrics("2026-04-13T22:58:41+00:00", "2026-04-13T22:58:41+00:00")),
+]
+
+
 def test_email_events_map_to_the_email_timeline_and_consent(app, db_engine):
     send(app, BATCH, EMAIL_EVENTS)
-    assert people(db_engine) == [
-        ([("email", "jane.doe@example.com"), ("klaviyo_profile_id", JANE)],
-         {"email": ("jane.doe@example.com", "klaviyo", "2026-04-13T23:05:00+00:00"),
-          "email_consent": ("unsubscribed", "klaviyo", "2026-04-13T23:05:00+00:00")},
-         [("email.clicked", "6NbVcXz3Qe9", "2026-04-13T22:49:30+00:00",
-           {**MESSAGE, "url": "https://shop.example.com/sale?utm_source=klaviyo"}),
-          ("email.delivered", "3RtWqPz8Lk2", "2026-04-13T22:45:12+00:00", MESSAGE),
-          ("email.opened", "4MpJqUzrN8v", "2026-04-13T22:48:03+00:00", {**MESSAGE, "client": "Gmail"}),
-          ("email.subscribed", "73WCCK7JKtE", "2026-04-13T22:16:46+00:00", {"method": "API"}),
-          ("email.unsubscribed", "9JhGfDs4Wa1", "2026-04-13T23:05:00+00:00",
-           {"message_id": "01KP3ZB5A1X7N1Q2W3E4R5T6Y7", "method": "Unsubscribe link"})],
-         metrics("2026-04-13T22:16:46+00:00", "2026-04-13T23:05:00+00:00")),
-        ([("klaviyo_profile_id", "01KP4F7Q2W8E4R6T8Y0U2I4O6P")],
-         {"email_consent": ("bounced", "klaviyo", "2026-04-13T22:45:20+00:00")},
-         [("email.bounced", "2KmNbVc7Xz5", "2026-04-13T22:45:20+00:00", {**MESSAGE, "bounce_type": "hard"})],
-         metrics("2026-04-13T22:45:20+00:00", "2026-04-13T22:45:20+00:00")),
-        ([("klaviyo_profile_id", "01KP4G1A3S5D7F9G1H3J5K7L9Z")],
-         {"email_consent": ("spam_reported", "klaviyo", "2026-04-13T22:58:41+00:00")},
-         [("email.spam_reported", "5PoIuYt6Re3", "2026-04-13T22:58:41+00:00", MESSAGE)],
-         metrics("2026-04-13T22:58:41+00:00", "2026-04-13T22:58:41+00:00")),
-    ]
+    assert people(db_engine) == EMAIL_PEOPLE
 
 
 def test_an_older_subscription_arriving_late_leaves_the_newer_consent(app, db_engine):
