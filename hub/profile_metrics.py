@@ -10,9 +10,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub import bulk
 from hub.models import Activity, Profile
 
 CLOSED_TICKET = {"solved", "closed", "resolved"}
@@ -30,10 +31,9 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
                                .where(Activity.profile_id.in_(chunk)))
         for row in rows:
             timelines[row.profile_id].append(row)
-    profiles = Profile.__table__
-    session.connection().execute(
-        profiles.update().where(profiles.c.id == bindparam("pid")).values(metrics=bindparam("m"), updated_at=now),
-        [{"pid": pid, "m": metrics_of(timelines.get(pid, ()))} for pid in profile_ids])
+    bulk.update(session.connection(), Profile.__table__, [
+        {"id": pid, "metrics": metrics_of(timelines.get(pid, ())), "updated_at": now} for pid in profile_ids],
+        keys=("id",), values=("metrics", "updated_at"))
 
 
 def metrics_of(activities: Iterable) -> dict:

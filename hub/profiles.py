@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
+from hub import bulk
 from hub.db import upsert_insert
 from hub.identity import IdentityRules, identifier_hash
 from hub.profile_metrics import compute_metrics, metrics_of
@@ -273,24 +274,18 @@ class BatchWriter:
 
     def _write(self) -> None:
         session, now = self.session, utcnow()
-        created = [p for p in self.outcome.created]
-        if created:
-            session.execute(_insert(session, Profile), [
-                {"id": p, "created_at": self.known[p].created_at, "updated_at": now, "metrics": EMPTY_METRICS}
-                for p in created])
+        connection = session.connection()
+        bulk.insert(connection, Profile.__table__, [
+            {"id": p, "created_at": self.known[p].created_at, "updated_at": now, "metrics": EMPTY_METRICS}
+            for p in self.outcome.created])
         self._write_merges(now)
         final = self._find
-        if self.new_identities:
-            session.execute(_insert(session, Identity), [
-                {"type": k, "value": v, "profile_id": final(p), "source": src, "first_seen_at": seen,
-                 "last_seen_at": seen} for (k, v), (p, src, seen) in self.new_identities.items()])
-        if self.seen:
-            identities = Identity.__table__
-            session.connection().execute(
-                identities.update().where(identities.c.type == bindparam("k"), identities.c.value == bindparam("v"),
-                                          identities.c.last_seen_at < bindparam("t"))
-                .values(last_seen_at=bindparam("t")),
-                [{"k": k, "v": v, "t": t} for (k, v), t in sorted(self.seen.items())])
+        bulk.insert(connection, Identity.__table__, [
+            {"type": k, "value": v, "profile_id": final(p), "source": src, "first_seen_at": seen,
+             "last_seen_at": seen} for (k, v), (p, src, seen) in self.new_identities.items()])
+        bulk.update(connection, Identity.__table__, [
+            {"type": k, "value": v, "last_seen_at": t} for (k, v), t in sorted(self.seen.items())],
+            keys=("type", "value"), values=("last_seen_at",), newer="last_seen_at")
         for (kind, value), profile in self.retired:
             session.execute(delete(Identity).where(Identity.type == kind, Identity.value == value,
                                                    Identity.profile_id == final(profile)))
@@ -298,8 +293,7 @@ class BatchWriter:
         if self.activities:
             for row in self.activities:
                 row["profile_id"] = final(row["profile_id"])
-            session.execute(_insert(session, Activity).on_conflict_do_nothing(
-                index_elements=["source", "source_id", "type"]), self.activities)
+            bulk.insert(connection, Activity.__table__, self.activities, conflict=("source", "source_id", "type"))
         self.outcome.touched = {final(p) for p in self.outcome.touched}
         timelines_changed = {row["profile_id"] for row in self.activities}
         timelines_changed.update(final(survivor) for survivor, _, _, _ in self.outcome.merges)
@@ -326,7 +320,7 @@ class BatchWriter:
             changes.append({"type": "profile.updated", "profile_id": profile, "data": {"fields": sorted(names)}})
         if changes:
             feed_lock(self.session)
-            self.session.execute(insert(Change.__table__), [{**c, "created_at": now} for c in changes])
+            bulk.insert(self.session.connection(), Change.__table__, [{**c, "created_at": now} for c in changes])
 
     def _write_merges(self, now: datetime) -> None:
         """Move everything of the merged-away profiles to their final survivors, set-based."""
@@ -391,12 +385,8 @@ class BatchWriter:
             rows.append({"profile_id": profile, "name": name, "value": value, "source": source,
                          "observed_at": observed_at, "inbox_id": inbox_id})
         self.changed_traits = [(row["profile_id"], row["name"]) for row in rows]
-        if rows:
-            statement = _insert(session, Trait)
-            statement = statement.on_conflict_do_update(
-                index_elements=["profile_id", "name"],
-                set_={c: getattr(statement.excluded, c) for c in ("value", "source", "observed_at", "inbox_id")})
-            session.execute(statement, rows)
+        bulk.insert(session.connection(), Trait.__table__, rows, conflict=("profile_id", "name"),
+                    update=("value", "source", "observed_at", "inbox_id"))
 
 
 def lock_identifiers(session: Session, idents: Iterable[Ident]) -> None:
