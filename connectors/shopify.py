@@ -4,21 +4,33 @@ Both delivery flavours are accepted: classic webhooks (``X-Shopify-*`` headers) 
 Events delivery (the same headers without the ``X-`` prefix). The idempotency key is the
 per-delivery ``Webhook-Id``; without one it is ``<Event-Id>:<Topic>``, because an Event-Id
 alone is shared by every topic one merchant action produces.
+
+``hub sync shopify`` pulls customers and orders from the REST Admin API with the app's access
+token. A pulled record has the REST shape a webhook body has, so it takes the webhook topic that
+maps it alike: ``customers/update`` and ``orders/updated``.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import logging
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
-from hub.connector import (Connector, Delivery, PayloadError, SignatureError, WebhookRequest, aware_time,
-                           constant_time_equal, json_object)
+from hub.connector import (Connector, Delivery, PayloadError, SignatureError, Stream, WebhookRequest,
+                           aware_time, constant_time_equal, json_object)
 from hub.hookspecs import hookimpl
+from hub.paginators import LinkHeader
+from hub.sync import NotSyncable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
+
+log = logging.getLogger(__name__)
 
 #: header suffixes Shopify sends as ``X-Shopify-<name>`` (webhooks) or ``Shopify-<name>`` (Events)
 KEPT = ("topic", "shop-domain", "api-version", "webhook-id", "event-id", "triggered-at",
@@ -31,10 +43,22 @@ EMAIL_CONSENT = {"subscribed": "subscribed", "pending": "pending", "unsubscribed
 ADDRESS_FIELDS = {"line1": ("address1",), "line2": ("address2",), "city": ("city",),
                   "region": ("province_code", "province"), "postal_code": ("zip",),
                   "country": ("country_code", "country")}
+#: the REST Admin API version pulls use (each is supported for a year after its release)
+API_VERSION = "2025-07"
+#: the most records a REST Admin API page holds
+PAGE_SIZE = 250
+#: the leaky bucket's fill, ``<calls in the bucket>/<bucket size>``
+CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
+#: the share of the bucket a pull may fill before it waits for the bucket to leak
+BUCKET_SHARE = 0.75
+#: seconds a full bucket takes to leak: 40 calls at 2/s, 80 at 4/s (Advanced), 400 at 20/s (Plus)
+BUCKET_LEAK_SECONDS = 20
+#: how many refunds of one order ``orders/updated`` maps (``mappings/shopify.yaml`` lists them)
+MAPPED_REFUNDS = 5
 
 
 class ShopifySettings(ConnectorSettingsSchema):
-    """``connectors.shopify``: the signing secret, and optionally the one shop to accept."""
+    """``connectors.shopify``: the signing secret, optionally the one shop to accept; shop and token to pull."""
 
     webhook_secret = fields.String(required=True, validate=validate.Length(min=1))
     shop_domain = fields.String(load_default=None, allow_none=True)
@@ -83,12 +107,70 @@ class Shopify(Connector):
         ``address`` (the customer's default address in the unified shape), ``email_consent``
         (the marketing state in the unified vocabulary), ``line_items_count`` (how many an order has),
         ``refund_amount`` (a refund's successful refund transactions, summed) and ``version``
-        (``<id>:<updated_at>``, one per state of the resource).
+        (``<id>:<updated_at>``, one per state of the resource). Each refund an order lists gets
+        its own ``_derived``, as a refunds/create body does.
         """
         document = super().parse(body, topic)
         if isinstance(document, dict):
+            refunds = document.get("refunds")
+            for refund in refunds if isinstance(refunds, list) else ():
+                if isinstance(refund, dict):
+                    refund["_derived"] = derived(refund)
+            if isinstance(refunds, list) and len(refunds) > MAPPED_REFUNDS:
+                log.warning("order %s lists %d refunds; its %s topic maps the first %d", document.get("id"),
+                            len(refunds), topic, MAPPED_REFUNDS)
             document["_derived"] = derived(document)
         return document
+
+    def streams(self, settings: Mapping) -> list[Stream]:
+        """Customers and orders of any status, each asked for since its latest ``updated_at``.
+
+        Pages follow the ``Link`` header's ``page_info`` cursor; ``updated_at_min`` keeps records
+        updated at or after the stored one, which comes again and is stored once.
+        https://shopify.dev/docs/api/admin-rest/usage/pagination
+        """
+        missing = [name for name in ("shop_domain", "access_token") if not settings.get(name)]
+        if settings.get("api_base") and "shop_domain" in missing:
+            missing.remove("shop_domain")
+        if missing:
+            raise NotSyncable(f"connector {self.name!r} needs {', '.join(missing)} in its configuration "
+                              "to pull from the Shopify Admin API")
+        since = {"cursor_field": "updated_at", "cursor_param": "updated_at_min"}
+        return [
+            Stream("customers", "customers.json", "id", LinkHeader(), "customers/update",
+                   records_path="customers", params={"limit": PAGE_SIZE}, **since),
+            # without status=any only open orders are listed, and cancelled ones are closed
+            Stream("orders", "orders.json", "id", LinkHeader(), "orders/updated", records_path="orders",
+                   params={"status": "any", "limit": PAGE_SIZE}, **since),
+        ]
+
+    def api_base(self, settings: Mapping) -> str:
+        """``https://<shop_domain>/admin/api/<API_VERSION>`` unless ``api_base`` is set."""
+        if settings.get("api_base") or not settings.get("shop_domain"):
+            return super().api_base(settings)
+        return f"https://{_host(settings['shop_domain'])}/admin/api/{API_VERSION}"
+
+    def http_session(self, settings: Mapping) -> "requests.Session":
+        """A session sending the app's token as ``X-Shopify-Access-Token``."""
+        session = super().http_session(settings)
+        session.headers["X-Shopify-Access-Token"] = settings["access_token"]
+        return session
+
+    def throttle(self, response: "requests.Response") -> float:
+        """Seconds until the leaky bucket is back to :data:`BUCKET_SHARE` of its size.
+
+        ``X-Shopify-Shop-Api-Call-Limit: 32/40`` says how full the app's bucket is; it leaks
+        a twentieth of its size a second. https://shopify.dev/docs/api/admin-rest/usage/rate-limits
+        """
+        used, _, size = (response.headers.get(CALL_LIMIT_HEADER) or "").partition("/")
+        try:
+            used_calls, bucket = int(used), int(size)
+        except ValueError:
+            return 0.0
+        if bucket <= 0:
+            return 0.0
+        excess = used_calls - bucket * BUCKET_SHARE
+        return max(0.0, excess * BUCKET_LEAK_SECONDS / bucket)
 
 
 def derived(resource: dict) -> dict:
