@@ -4,6 +4,10 @@ WooCommerce sends no event id (``X-WC-Webhook-Delivery-ID`` is a hash of the web
 the current second), so the key is derived from the resource state:
 ``<resource>:<id>:<date_modified_gmt>:<event>``. A redelivery of the same state gives the
 same key; a later modification gives a new one.
+
+``hub sync woocommerce`` pulls customers and orders from the REST API v3 with a consumer key
+and secret. A pulled record has the shape a webhook body has, so it takes the webhook topic
+that maps it alike: ``customer.updated`` and ``order.updated``.
 """
 from __future__ import annotations
 
@@ -11,17 +15,25 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
-from hub.connector import (Connector, Delivery, PayloadError, Reply, SignatureError, WebhookRequest,
+from hub.connector import (Connector, Delivery, PayloadError, Reply, SignatureError, Stream, WebhookRequest,
                            constant_time_equal)
 from hub.hookspecs import hookimpl
+from hub.paginators import PageNumber
+from hub.sync import NotSyncable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
+
+log = logging.getLogger(__name__)
 
 #: the body of the unsigned ping WooCommerce sends when a webhook is saved or activated
 PING = re.compile(rb"webhook_id=[0-9]+")
@@ -37,10 +49,14 @@ _ENTITY = re.compile("|".join(re.escape(entity) for entity in _ENTITIES))
 #: the unified address fields and the WooCommerce address fields they come from
 ADDRESS_FIELDS = {"line1": "address_1", "line2": "address_2", "city": "city", "region": "state",
                   "postal_code": "postcode", "country": "country"}
+#: the most records a REST API page holds
+PAGE_SIZE = 100
+#: how many refunds of one order the order topics map (``mappings/woocommerce.yaml`` lists them)
+MAPPED_REFUNDS = 5
 
 
 class WooCommerceSettings(ConnectorSettingsSchema):
-    """``connectors.woocommerce``: the webhook secret, and optional REST API credentials."""
+    """``connectors.woocommerce``: the webhook secret; the store and a REST API key to pull."""
 
     webhook_secret = fields.String(required=True, validate=validate.Length(min=1))
     store_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
@@ -93,13 +109,54 @@ class WooCommerce(Connector):
         """The stored resource plus ``_derived``, the values ``mappings/woocommerce.yaml`` cannot compute.
 
         ``address`` (the billing address in the unified shape), ``line_items_count`` (how many an
-        order has), ``refund`` (an order's newest refund: ``id``, ``amount`` as a positive
+        order has), ``refunds`` (an order's refunds, newest first: ``id``, ``amount`` as a positive
         decimal string, ``reason``) and ``version`` (``<id>:<date_modified_gmt>``, one per state).
         """
         document = super().parse(body, topic)
         if isinstance(document, dict):
-            document["_derived"] = derived(document)
+            document["_derived"] = found = derived(document)
+            if len(found.get("refunds", ())) > MAPPED_REFUNDS:
+                log.warning("order %s lists %d refunds; its %s topic maps the newest %d", document.get("id"),
+                            len(found["refunds"]), topic, MAPPED_REFUNDS)
         return document
+
+    def streams(self, settings: Mapping) -> list[Stream]:
+        """Customers (all of them, every run) and orders modified since the latest ``date_modified_gmt``.
+
+        Both walk ``page`` by ``page`` in id order, so a record modified during a run keeps its
+        place. The customers endpoint has no modification filter (only orderby id, include, name
+        or registered_date); a customer unchanged since the last run keeps its inbox key and is
+        stored once. https://woocommerce.github.io/woocommerce-rest-api-docs/#list-all-customers
+        """
+        missing = [name for name in ("store_url", "consumer_key", "consumer_secret") if not settings.get(name)]
+        if settings.get("api_base") and "store_url" in missing:
+            missing.remove("store_url")
+        if missing:
+            raise NotSyncable(f"connector {self.name!r} needs {', '.join(missing)} in its configuration "
+                              "to pull from the WooCommerce REST API")
+        if not settings.get("api_base") and not settings["store_url"].lower().startswith("https://"):
+            raise NotSyncable(f"connector {self.name!r} pulls over HTTPS only: WooCommerce takes the consumer key "
+                              "and secret by HTTP Basic over HTTPS alone, so store_url must start with https://")
+        in_id_order = {"per_page": PAGE_SIZE, "orderby": "id", "order": "asc"}
+        return [
+            Stream("customers", "customers", "id", PageNumber(), "customer.updated",
+                   cursor_field="date_modified_gmt", params=in_id_order),
+            # the *_gmt times have no offset: dates_are_gmt=true has modified_after read them as UTC
+            Stream("orders", "orders", "id", PageNumber(), "order.updated", cursor_field="date_modified_gmt",
+                   cursor_param="modified_after", params={**in_id_order, "dates_are_gmt": "true"}),
+        ]
+
+    def api_base(self, settings: Mapping) -> str:
+        """``<store_url>/wp-json/wc/v3`` unless ``api_base`` is set."""
+        if settings.get("api_base") or not settings.get("store_url"):
+            return super().api_base(settings)
+        return settings["store_url"].rstrip("/") + "/wp-json/wc/v3"
+
+    def http_session(self, settings: Mapping) -> "requests.Session":
+        """HTTP Basic with the consumer key and secret (WooCommerce > Settings > Advanced > REST API)."""
+        session = super().http_session(settings)
+        session.auth = (settings["consumer_key"], settings["consumer_secret"])
+        return session
 
 
 def derived(resource: dict) -> dict:
@@ -108,7 +165,7 @@ def derived(resource: dict) -> dict:
     found = {
         "address": unified_address(resource.get("billing")),
         "line_items_count": len(lines) if isinstance(lines, list) else None,
-        "refund": newest_refund(resource.get("refunds")),
+        "refunds": refunds_newest_first(resource.get("refunds")),
         "version": (f"{resource['id']}:{resource['date_modified_gmt']}"
                     if resource.get("id") and resource.get("date_modified_gmt") else None),
     }
@@ -123,14 +180,17 @@ def unified_address(address: Any) -> dict | None:
     return unified if any(unified.values()) else None
 
 
-def newest_refund(refunds: Any) -> dict | None:
-    """An order's newest refund (the highest id), its amount positive: WooCommerce lists it negated."""
+def refunds_newest_first(refunds: Any) -> list[dict] | None:
+    """An order's refunds, the newest (highest id) first, their amounts positive: WooCommerce lists them negated."""
     if not isinstance(refunds, list):
         return None
-    found = [refund for refund in refunds if isinstance(refund, dict) and _is_id(refund.get("id"))]
-    if not found:
-        return None
-    refund = max(found, key=lambda r: int(r["id"]))
+    found = sorted((refund for refund in refunds if isinstance(refund, dict) and _is_id(refund.get("id"))),
+                   key=lambda refund: int(refund["id"]), reverse=True)
+    return [_refund(refund) for refund in found] or None
+
+
+def _refund(refund: dict) -> dict:
+    """One refund as ``{id, amount, reason}``: the id as text, the amount a positive decimal string."""
     try:
         amount = Decimal(0) - Decimal(str(refund.get("total")).strip())
     except InvalidOperation:

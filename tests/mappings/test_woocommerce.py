@@ -153,6 +153,27 @@ def test_a_partial_refund_keeps_the_status_and_is_still_refunded(app, db_engine)
     assert profile["metrics"]["total_spent"] == {"USD": "24.35"}
 
 
+def test_every_refund_an_order_lists_is_refunded_once(app, db_engine):
+    """A refund whose own delivery was lost is read from a later state: each refund id once."""
+    deliver(app, "order.created", "order_created", "d1")
+    first = dict(payload("order_processing"), date_modified_gmt="2024-11-16T09:00:00",
+                 refunds=[{"id": 740, "reason": "", "total": "-5.00"}])
+    deliver(app, "order.updated", php_json(first), "d2")
+    later = dict(first, date_modified_gmt="2024-11-17T10:00:00",
+                 refunds=[{"id": 742, "reason": "Late", "total": "-2.50"}, {"id": 741, "reason": "", "total": "-1.00"},
+                          {"id": 740, "reason": "", "total": "-5.00"}])
+    deliver(app, "order.updated", php_json(later), "d3")
+    [profile] = store(db_engine)
+    assert [entry for entry in profile["timeline"] if entry[0] == "order.refunded"] == [
+        ("order.refunded", "woocommerce", "740", "2024-11-16T09:00:00+00:00",
+         {**ORDER, "amount": "5.00", "refund_id": "740"}),
+        ("order.refunded", "woocommerce", "741", "2024-11-17T10:00:00+00:00",
+         {**ORDER, "amount": "1.00", "refund_id": "741"}),
+        ("order.refunded", "woocommerce", "742", "2024-11-17T10:00:00+00:00",
+         {**ORDER, "amount": "2.50", "refund_id": "742", "reason": "Late"})]
+    assert profile["metrics"]["total_spent"] == {"USD": "20.85"}
+
+
 def test_a_guest_order_is_known_by_its_billing_email_only(app, db_engine):
     """Customer id 0 is a guest: the identity rules block it, and an empty phone gives none."""
     guest = payload("order_created")
