@@ -1,17 +1,18 @@
 """Set-based writes of a whole batch: one statement per table, whatever the row count.
 
-On PostgreSQL each column travels as one array parameter and ``unnest()`` turns the arrays
-back into rows, so a thousand rows cost one short statement, parsed once, instead of a
-thousand executions or a statement with thousands of placeholders. SQLite, embedded and
-local, gets the same effect from a plain ``executemany``.
+On PostgreSQL the rows travel as one JSON document that ``json_to_recordset()`` turns back
+into typed rows, so a thousand rows cost one short statement and one parameter (serialised
+by the C JSON encoder), instead of a thousand executions or a statement with thousands of
+placeholders. SQLite, embedded and local, gets the same effect from a plain ``executemany``.
 """
 from __future__ import annotations
 
 import functools
 import json
+from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import JSON, Connection, Table, and_, bindparam, text
+from sqlalchemy import JSON, ColumnElement, Connection, Table, and_, bindparam, cast, func, select, text
 from sqlalchemy.dialects import postgresql
 
 from hub.db import upsert_insert
@@ -26,7 +27,7 @@ def insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any
     columns = tuple(rows[0])
     if connection.dialect.name == "postgresql":
         statement = _pg_insert(table, columns, tuple(conflict), tuple(update))
-        connection.execute(statement, _arrays(table, columns, rows))
+        connection.execute(statement, {"rows": _document(rows)})
         return
     statement = upsert_insert(connection.dialect.name, table)
     if conflict:
@@ -44,7 +45,7 @@ def update(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any
         return
     if connection.dialect.name == "postgresql":
         statement = _pg_update(table, tuple(keys), tuple(values), newer)
-        connection.execute(statement, _arrays(table, (*keys, *values), rows))
+        connection.execute(statement, {"rows": _document(rows)})
         return
     condition = and_(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
     if newer:
@@ -54,28 +55,37 @@ def update(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any
                                    for r in rows])
 
 
-def _arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
-    """One list per column (JSON columns serialised), keyed as the statements name them."""
-    arrays = {}
-    for n, name in enumerate(columns):
-        values = [row[name] for row in rows]
-        if isinstance(table.c[name].type, JSON):
-            values = [None if v is None else json.dumps(v) for v in values]
-        arrays[f"c{n}"] = values
-    return arrays
+def among(dialect: str, column: ColumnElement, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (values)`` for a long list: on PostgreSQL one JSON parameter unpacked by
+    the server (a short statement whatever the count), elsewhere an expanding IN."""
+    if dialect != "postgresql":
+        return column.in_(values)
+    elements = func.json_array_elements_text(bindparam(None, list(values), type_=JSON))
+    return column.in_(select(cast(elements.column_valued(), column.type)))
 
 
-def _unnest(table: Table, columns: Sequence[str]) -> str:
-    """``unnest(CAST(:c0 AS type[]), ...)``: the column arrays as rows."""
+def _document(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as one JSON array (times in ISO 8601)."""
+    return json.dumps(rows, default=_iso, separators=(",", ":"))
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _recordset(table: Table, columns: Sequence[str]) -> str:
+    """``json_to_recordset(:rows) AS r(column type, ...)``: the JSON rows, typed as the table's."""
     dialect = postgresql.dialect()
-    casts = ", ".join(f"CAST(:c{n} AS {table.c[name].type.compile(dialect=dialect)}[])"
-                      for n, name in enumerate(columns))
-    return f"unnest({casts})"
+    types = ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in columns)
+    return f"json_to_recordset(CAST(:rows AS json)) AS r({types})"
 
 
 @functools.cache
 def _pg_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], update: tuple[str, ...]):
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM {_unnest(table, columns)}"
+    names = ", ".join(columns)
+    sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(table, columns)}"
     if conflict:
         action = (f"UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in update)}" if update else "NOTHING")
         sql += f" ON CONFLICT ({', '.join(conflict)}) DO {action}"
@@ -85,9 +95,8 @@ def _pg_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...]
 @functools.cache
 def _pg_update(table: Table, keys: tuple[str, ...], values: tuple[str, ...], newer: str | None):
     columns = (*keys, *values)
-    sql = (f"UPDATE {table.name} AS t SET {', '.join(f'{v} = v.{v}' for v in values)} "
-           f"FROM {_unnest(table, columns)} AS v({', '.join(columns)}) "
-           f"WHERE {' AND '.join(f't.{k} = v.{k}' for k in keys)}")
+    sql = (f"UPDATE {table.name} AS t SET {', '.join(f'{v} = r.{v}' for v in values)} "
+           f"FROM {_recordset(table, columns)} WHERE {' AND '.join(f't.{k} = r.{k}' for k in keys)}")
     if newer:
-        sql += f" AND t.{newer} < v.{newer}"
+        sql += f" AND t.{newer} < r.{newer}"
     return text(sql)

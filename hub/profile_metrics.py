@@ -24,11 +24,12 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
     if not profile_ids:
         return
     timelines: dict[str, list] = defaultdict(list)
+    dialect = session.get_bind().dialect.name
     for start in range(0, len(profile_ids), 500):
         chunk = list(profile_ids[start:start + 500])
         rows = session.execute(select(Activity.profile_id, Activity.type, Activity.source, Activity.source_id,
                                       Activity.occurred_at, Activity.properties)
-                               .where(Activity.profile_id.in_(chunk)))
+                               .where(bulk.among(dialect, Activity.profile_id, chunk)))
         for row in rows:
             timelines[row.profile_id].append(row)
     bulk.update(session.connection(), Profile.__table__, [
