@@ -53,9 +53,6 @@ CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
 BUCKET_SHARE = 0.75
 #: seconds a full bucket takes to leak: 40 calls at 2/s, 80 at 4/s (Advanced), 400 at 20/s (Plus)
 BUCKET_LEAK_SECONDS = 20
-#: how many refunds of one order ``orders/updated`` maps (``mappings/shopify.yaml`` lists them)
-MAPPED_REFUNDS = 5
-
 
 class ShopifySettings(ConnectorSettingsSchema):
     """``connectors.shopify``: the signing secret, optionally the one shop to accept; shop and token to pull."""
@@ -116,9 +113,6 @@ class Shopify(Connector):
             for refund in refunds if isinstance(refunds, list) else ():
                 if isinstance(refund, dict):
                     refund["_derived"] = derived(refund)
-            if isinstance(refunds, list) and len(refunds) > MAPPED_REFUNDS:
-                log.warning("order %s lists %d refunds; its %s topic maps the first %d", document.get("id"),
-                            len(refunds), topic, MAPPED_REFUNDS)
             document["_derived"] = derived(document)
         return document
 

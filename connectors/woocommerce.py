@@ -51,9 +51,6 @@ ADDRESS_FIELDS = {"line1": "address_1", "line2": "address_2", "city": "city", "r
                   "postal_code": "postcode", "country": "country"}
 #: the most records a REST API page holds
 PAGE_SIZE = 100
-#: how many refunds of one order the order topics map (``mappings/woocommerce.yaml`` lists them)
-MAPPED_REFUNDS = 5
-
 
 class WooCommerceSettings(ConnectorSettingsSchema):
     """``connectors.woocommerce``: the webhook secret; the store and a REST API key to pull."""
@@ -114,10 +111,7 @@ class WooCommerce(Connector):
         """
         document = super().parse(body, topic)
         if isinstance(document, dict):
-            document["_derived"] = found = derived(document)
-            if len(found.get("refunds", ())) > MAPPED_REFUNDS:
-                log.warning("order %s lists %d refunds; its %s topic maps the newest %d", document.get("id"),
-                            len(found["refunds"]), topic, MAPPED_REFUNDS)
+            document["_derived"] = derived(document)
         return document
 
     def streams(self, settings: Mapping) -> list[Stream]:

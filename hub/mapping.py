@@ -2,8 +2,9 @@
 
 Declarative only: field paths (dotted, list indexes as numbers; ``$topic``, ``$key`` and
 ``$received_at`` read the inbox record), ``coalesce`` by listing several paths, constants, a chain of named
-transforms, and ``when`` conditions on activities. A broken file stops the start with the
-file, the key and the reason.
+transforms, ``when`` conditions on activities, and ``each: <path>`` for one activity per element
+of a list (inside it, paths read the element; ``^path`` reads the event's root). A broken file
+stops the start with the file, the key and the reason.
 """
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ class _ActivitySpec(Schema):
     occurred_at = FieldSpec()
     properties = fields.Dict(keys=fields.String(), values=FieldSpec(), load_default=dict)
     when = fields.Nested(_WhenSchema)
+    each = fields.String(metadata={"description": "one activity per element of the list at this path"})
 
 
 class _AboutSpec(_SpecSchema):
@@ -172,7 +174,7 @@ class CompiledMapping:
         if event is None or event.get("skip"):
             return None
         root = _walk(document.data, event["root"]) if event.get("root") else document.data
-        scope = (root, document)
+        scope = (root, document, root)
         observed_spec = event.get("observed_at") or self.defaults.get("observed_at")
         observed = self._value(observed_spec, scope) if observed_spec else None
         record = UnifiedRecord(source=self.source, inbox_id=document.inbox_id,
@@ -188,20 +190,29 @@ class CompiledMapping:
             if value is not None and value != "":
                 record.traits[name] = value
         for spec in event.get("activities", []):
-            if spec.get("when") and not _holds(spec["when"], scope):
+            if "each" not in spec:
+                self._activity(spec, scope, record)
                 continue
-            source_id = self._value(spec["id"], scope)
-            if source_id in (None, ""):
-                continue
-            occurred = self._value(spec["occurred_at"], scope) if spec.get("occurred_at") else None
-            properties = {}
-            for name, prop in spec.get("properties", {}).items():
-                value = self._value(prop, scope)
-                if value is not None:
-                    properties[name] = value.isoformat() if isinstance(value, datetime) else value
-            record.activities.append(UnifiedActivity(spec["type"], str(source_id),
-                                                     occurred or record.observed_at, properties))
+            items = _walk(root, spec["each"])
+            for item in items if isinstance(items, list) else ():
+                self._activity(spec, (item, document, root), record)
         return record
+
+    def _activity(self, spec: dict, scope, record: UnifiedRecord) -> None:
+        """Append the activity ``spec`` describes in ``scope``, unless its ``when`` or id is wanting."""
+        if spec.get("when") and not _holds(spec["when"], scope):
+            return
+        source_id = self._value(spec["id"], scope)
+        if source_id in (None, ""):
+            return
+        occurred = self._value(spec["occurred_at"], scope) if spec.get("occurred_at") else None
+        properties = {}
+        for name, prop in spec.get("properties", {}).items():
+            value = self._value(prop, scope)
+            if value is not None:
+                properties[name] = value.isoformat() if isinstance(value, datetime) else value
+        record.activities.append(UnifiedActivity(spec["type"], str(source_id),
+                                                 occurred or record.observed_at, properties))
 
     def _identities(self, specs, scope) -> list[tuple[str, str]]:
         found = []
@@ -232,11 +243,13 @@ class CompiledMapping:
 
 
 def _lookup(path: str, scope) -> Any:
-    root, document = scope
+    node, document, root = scope
     if path.startswith("$"):
         return {"$topic": document.topic, "$received_at": document.received_at,
                 "$inbox_id": document.inbox_id, "$key": document.key}.get(path, MISSING)
-    return _walk(root, path)
+    if path.startswith("^"):
+        return _walk(root, path[1:])
+    return _walk(node, path)
 
 
 def _walk(node: Any, path: str) -> Any:

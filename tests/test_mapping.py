@@ -88,6 +88,41 @@ def test_when_conditions_skip_and_unknown_topics(tmp_path):
     assert compiled.map(doc(open_order, "unmapped/topic")) is None
 
 
+REFUNDS = """
+source: shop
+events:
+  order:
+    identities: [{type: email, path: email}]
+    activities:
+      - type: order.refunded
+        each: refunds
+        id: id
+        occurred_at: {path: [at, ^updated_at], transform: timestamp}
+        when: {path: amount, present: true}
+        properties:
+          order_id: ^id
+          amount: {path: amount, transform: decimal}
+"""
+
+
+def test_each_maps_one_activity_per_list_element_reading_the_root_with_a_caret(tmp_path):
+    compiled = mapping(tmp_path, REFUNDS)
+    order = {"id": "o9", "email": "ana@example.com", "updated_at": "2026-11-02T00:00:00Z", "refunds": [
+        {"id": "r1", "amount": "5.00", "at": "2026-11-01T10:00:00Z"},
+        {"id": "r2", "amount": "1.50"},
+        {"id": "r3"},  # no amount: its `when` leaves it out
+        {"amount": "9.99"},  # no id: no activity
+    ]}
+    assert compiled.map(doc(order, "order")).activities == [
+        UnifiedActivity("order.refunded", "r1", datetime(2026, 11, 1, 10, tzinfo=UTC),
+                        {"order_id": "o9", "amount": "5.00"}),
+        UnifiedActivity("order.refunded", "r2", datetime(2026, 11, 2, tzinfo=UTC),
+                        {"order_id": "o9", "amount": "1.50"}),
+    ]
+    assert compiled.map(doc({"id": "o8", "email": "b@example.com", "refunds": None}, "order")).activities == []
+    assert compiled.map(doc({"id": "o7", "email": "b@example.com"}, "order")).activities == []
+
+
 @pytest.mark.parametrize("text, problems", [
     ("source: shop\nevents: {a: {activities: [{type: order.shipped, id: x}]}}\n",
      {"events.a.activities[0].type": "Must be one of: " + ", ".join(__import__("hub.unified").unified.ACTIVITY_TYPES) + "."}),

@@ -295,13 +295,13 @@ def test_a_pulled_customer_is_the_customer_updated_webhook(hub, api, db_engine):
     assert by_webhook[0]["traits"]["address"] == (ADDRESS, "woocommerce", CUSTOMER_UPDATED)
 
 
-def test_an_order_listing_more_refunds_than_mapped_is_logged(hub, api, db_engine, caplog):
-    """The order topics map the newest five refunds; an older sixth is said in the log."""
-    refunds = [{"id": 800 + n, "reason": "", "total": "-1.00"} for n in range(6)]
+def test_every_refund_an_order_lists_is_mapped(hub, api, db_engine, caplog):
+    """The order topics map each refund of the order, however many: one activity per refund id."""
+    refunds = [{"id": 800 + n, "reason": "", "total": "-1.00"} for n in range(7)]
     serve(api, page_url("orders", 1), [dict(payload("order_processing"), refunds=refunds)], 1, 1)
     with caplog.at_level(logging.WARNING, logger="connectors.woocommerce"):
         pulled(hub, "orders")
     [john] = store(db_engine)
-    assert refunds_of(john) == ["801", "802", "803", "804", "805"]
-    assert john["metrics"]["total_spent"] == {"USD": "24.35"}
-    assert "order 727 lists 6 refunds; its order.updated topic maps the newest 5" in caplog.messages
+    assert refunds_of(john) == [str(800 + n) for n in range(7)]
+    assert john["metrics"]["total_spent"] == {"USD": "22.35"}
+    assert caplog.messages == []
