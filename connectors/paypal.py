@@ -7,6 +7,9 @@ the raw body as an unsigned decimal. ``PAYPAL-TRANSMISSION-SIG`` (base64) is che
 the public key of the X.509 certificate at ``PAYPAL-CERT-URL``, which is only downloaded
 from PayPal's own API hosts over HTTPS and kept in memory per URL. The idempotency key is
 the event ``id`` (``WH-...``).
+
+``hub sync paypal`` pulls the account's transactions from the Transaction Search API (topic
+``api:transaction``) with an OAuth2 token got from the app's client id and secret.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import base64
 import binascii
 import functools
 import zlib
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -27,9 +31,11 @@ from cryptography.x509.oid import NameOID
 from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
-from hub.connector import (Connector, Delivery, PayloadError, SignatureError, WebhookRequest, aware_time,
+from hub.connector import (Connector, Delivery, PayloadError, SignatureError, Stream, WebhookRequest, aware_time,
                            json_object)
 from hub.hookspecs import hookimpl
+from hub.paginators import PageNumber, field_at
+from hub.sync import NotSyncable
 
 TRANSMISSION_ID = "PAYPAL-TRANSMISSION-ID"
 TRANSMISSION_TIME = "PAYPAL-TRANSMISSION-TIME"
@@ -43,6 +49,20 @@ CERT_HOSTS = frozenset({"api.paypal.com", "api-m.paypal.com", "api.sandbox.paypa
 CERT_SUBJECT_SUFFIX = ".paypal.com"
 DOWNLOAD_TIMEOUT = (3.05, 5)
 MAX_CERT_BYTES = 64 * 1024
+
+API_BASE = "https://api-m.paypal.com"
+TOKEN_PATH = "v1/oauth2/token"
+TOKEN_TIMEOUT = (3.05, 30)
+PULLED_TRANSACTION = "api:transaction"
+#: the longest range one Transaction Search call accepts
+WINDOW = timedelta(days=31)
+PAGE_SIZE = 500
+#: https://developer.paypal.com/docs/transaction-search/transaction-event-codes/ : T00nn are
+#: PayPal-account payments (received when positive), T1107 a refund made by the merchant
+PAYMENT_CODES = "T00"
+REFUND_CODE = "T1107"
+#: S: completed; V: completed, then refunded in full (the refund is a transaction of its own)
+PAID_STATUSES = ("S", "V")
 
 
 class PayPalSettings(ConnectorSettingsSchema):
@@ -65,13 +85,67 @@ class PayPal(Connector):
         """The stored event, its ``resource`` given ``_derived``: what the mapping cannot compute.
 
         ``capture_id`` (the capture a refund returns, named only in its ``up`` link) and
-        ``line_items_count`` (the items of an order's purchase units).
+        ``line_items_count`` (the items of an order's purchase units). A pulled transaction
+        gets its own ``_derived``: see :func:`transaction_facts`.
         """
         event = super().parse(body, topic)
+        if topic == PULLED_TRANSACTION and isinstance(event, dict):
+            event["_derived"] = transaction_facts(event)
+            return event
         resource = event.get("resource") if isinstance(event, dict) else None
         if isinstance(resource, dict):
             resource["_derived"] = derived(resource)
         return event
+
+    def streams(self, settings: Mapping) -> list[Stream]:
+        """The transactions of the last 31 days, all fields, 500 a page, by ``page``/``total_pages``.
+
+        Transaction Search has no "changed since" filter and refuses ranges over 31 days, so
+        each run asks for the 31 days up to now (a run cut short resumes with its own range);
+        versions already stored are not stored again, and transactions listed up to three
+        hours late are caught by the next run. A stream cannot walk several ranges: history
+        older than 31 days, or missed by runs more than 31 days apart, is not pulled.
+        https://developer.paypal.com/docs/api/transaction-search/v1/
+        """
+        missing = [name for name in ("client_id", "client_secret") if not settings.get(name)]
+        if missing:
+            raise NotSyncable(f"connector {self.name!r} needs {' and '.join(missing)} (a REST app's credentials) "
+                              "in its configuration to pull from the PayPal API")
+        end = utc_now().replace(microsecond=0)
+        params = {"start_date": internet_time(end - WINDOW), "end_date": internet_time(end), "fields": "all",
+                  "page_size": PAGE_SIZE}
+        return [Stream("transactions", "v1/reporting/transactions", "transaction_info.transaction_id",
+                       PageNumber(total_pages_header=None, total_pages_field="total_pages"), PULLED_TRANSACTION,
+                       records_path="transaction_details", cursor_field="transaction_info.transaction_updated_date",
+                       params=params)]
+
+    def api_base(self, settings: Mapping) -> str:
+        """``https://api-m.paypal.com`` unless ``api_base`` is set (``https://api-m.sandbox.paypal.com``)."""
+        return super().api_base(settings) or API_BASE
+
+    def http_session(self, settings: Mapping) -> requests.Session:
+        """A session sending the access token of a client-credentials grant as ``Bearer``.
+
+        The token comes from ``POST /v1/oauth2/token`` with the app's client id and secret in
+        HTTP Basic; it lasts hours, longer than a run. https://developer.paypal.com/api/rest/authentication/
+        """
+        session = super().http_session(settings)
+        url = f"{self.api_base(settings).rstrip('/')}/{TOKEN_PATH}"
+        try:
+            response = session.post(url, data={"grant_type": "client_credentials"}, timeout=TOKEN_TIMEOUT,
+                                    auth=(settings["client_id"], settings["client_secret"]))
+            answer = response.json() if response.status_code == 200 else {}
+        except (requests.RequestException, ValueError) as exc:
+            session.close()
+            raise NotSyncable(f"connector {self.name!r} got no access token: POST {url} failed "
+                              f"({type(exc).__name__})") from None
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            session.close()
+            raise NotSyncable(f"connector {self.name!r} got no access token: POST {url} answered "
+                              f"{response.status_code} {response.reason or ''}".rstrip())
+        session.headers["Authorization"] = f"Bearer {token}"
+        return session
 
     def verify(self, request: WebhookRequest, settings: Mapping) -> None:
         """Verify ``PAYPAL-TRANSMISSION-SIG`` with PayPal's certificate (offline self-verification)."""
@@ -117,6 +191,46 @@ def derived(resource: dict) -> dict:
                     if isinstance(unit, dict) and isinstance(unit.get("items"), list))
     found = {"capture_id": refunded_capture(resource.get("links")), "line_items_count": count}
     return {name: value for name, value in found.items() if value is not None}
+
+
+def transaction_facts(detail: dict) -> dict:
+    """What the mapping reads under ``_derived`` for one pulled transaction.
+
+    ``kind`` is ``payment`` for a completed payment received, ``refund`` for a completed
+    refund to a buyer, else absent (fees, transfers, payments sent, pending or denied ones).
+    ``amount`` is its amount without sign (a refund's is negative in the report). ``capture_id``
+    is the capture a payment is, or a refund returns (its ``TXN`` reference); ``order_id`` an
+    ``ODR`` reference. ``buyer`` is a payment's ``payer_info``, never a refund's: nothing says
+    that one is the buyer (the refund webhook's payer is the merchant).
+    """
+    info = detail.get("transaction_info")
+    info = info if isinstance(info, dict) else {}
+    code, status = str(info.get("transaction_event_code") or ""), info.get("transaction_status")
+    reference, reference_type = info.get("paypal_reference_id"), info.get("paypal_reference_id_type")
+    try:
+        amount = Decimal(str(field_at(info, "transaction_amount.value")))
+    except InvalidOperation:
+        return {}
+    if not amount.is_finite():
+        return {}
+    found = {"order_id": reference if reference_type == "ODR" else None}
+    if code.startswith(PAYMENT_CODES) and amount > 0 and status in PAID_STATUSES:
+        found.update(kind="payment", capture_id=info.get("transaction_id"), buyer=detail.get("payer_info"))
+    elif code == REFUND_CODE and amount < 0 and status == "S":
+        found.update(kind="refund", capture_id=reference if reference_type == "TXN" else None)
+    if "kind" in found:
+        found["amount"] = str(abs(amount))
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the end of a pull's range)."""
+    return datetime.now(timezone.utc)
+
+
+def internet_time(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``, the Internet date and time Transaction Search takes."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def refunded_capture(links: Any) -> str | None:

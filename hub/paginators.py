@@ -57,14 +57,16 @@ class LinkHeader(Paginator):
 
 @dataclass(frozen=True)
 class PageNumber(Paginator):
-    """``page=N`` from ``start``; stops on an empty page or at the total-pages header.
+    """``page=N`` from ``start``; stops on an empty page or at the total page count.
 
-    WooCommerce sends ``X-WP-TotalPages``; without the header only an empty page ends.
+    WooCommerce sends the count in the ``X-WP-TotalPages`` header, PayPal's Transaction Search
+    in the body (``total_pages_field="total_pages"``); without either only an empty page ends.
     """
 
     param: str = "page"
     start: int = 1
     total_pages_header: str | None = "X-WP-TotalPages"
+    total_pages_field: str | None = None
 
     def first(self, params):
         return {**params, self.param: self.start}
@@ -74,6 +76,8 @@ class PageNumber(Paginator):
             return None
         page = int(params.get(self.param, self.start))
         total = response.headers.get(self.total_pages_header) if self.total_pages_header else None
+        if self.total_pages_field:
+            total = str(field_at(body, self.total_pages_field))
         if total is not None and total.strip().isdigit() and page >= int(total):
             return None
         return url, {**params, self.param: page + 1}
