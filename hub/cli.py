@@ -254,3 +254,9 @@ def connectors_check(hub) -> None:
 from hub.sync import register_cli as _register_sync  # noqa: E402
 
 _register_sync(main)
+
+# -- outbound webhooks --------------------------------------------------------------
+
+from hub.deliveries import register_cli as _register_deliveries  # noqa: E402
+
+_register_deliveries(main)

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from hub.signing import PREFIX as SECRET_PREFIX, decode_secret
+
 DEFAULT_DATABASE_URL = "sqlite:///tributary.db"
 #: every environment variable the hub reads (besides ``${NAME}`` references in the file)
 ENVIRONMENT = ("HUB_CONFIG", "HUB_DATABASE_URL", "HUB_REDIS_URL")
@@ -82,6 +84,34 @@ class TraitSettingsSchema(Schema):
     priority = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), load_default=dict)
 
 
+def _webhook_secret(value: str) -> None:
+    """A Standard Webhooks secret: ``whsec_`` and at least 16 base64-encoded bytes (never echoed)."""
+    if not value.startswith(SECRET_PREFIX):
+        raise ValidationError(f"must start with {SECRET_PREFIX} followed by base64")
+    try:
+        decode_secret(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class OutboundSubscriptionSchema(Schema):
+    """One receiver of the change feed: where to POST, the signing secret, which change types."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", error="1 to 64 letters, digits, '_', '-' or '.'"))
+    url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
+    secret = fields.String(required=True, validate=_webhook_secret)
+    #: change types (``profile.updated``, ...; see :class:`hub.models.Change`), or ``*`` for every one
+    events = fields.List(fields.String(validate=validate.Regexp(
+        r"^(\*|[a-z][a-z_]*\.[a-z][a-z_]*)$", error="must be a change type such as profile.updated, or *")),
+        load_default=lambda: ["*"], validate=validate.Length(min=1))
+    enabled = fields.Boolean(load_default=True)
+    timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=60))
+
+
 class HubConfigSchema(Schema):
     """The top level of ``hub.yaml``; connector sections are checked by their own schemas."""
 
@@ -100,7 +130,7 @@ class HubConfigSchema(Schema):
     lifecycle = fields.Dict(load_default=dict)
     segments = fields.Dict(load_default=dict)
     triggers = fields.Dict(load_default=dict)
-    outbound = fields.List(fields.Dict(), load_default=list)
+    outbound = fields.List(fields.Nested(OutboundSubscriptionSchema), load_default=list)
 
 
 class ConnectorSettingsSchema(Schema):
@@ -129,7 +159,7 @@ class Config:
     lifecycle: dict = field(default_factory=dict)
     segments: dict = field(default_factory=dict)
     triggers: dict = field(default_factory=dict)
-    outbound: list = field(default_factory=list)
+    outbound: list[dict] = field(default_factory=list)
 
     @property
     def embedded(self) -> bool:
@@ -207,6 +237,10 @@ def validate_config(tree: Mapping, connector_schemas: Mapping[str, type[Schema]]
         tokens = [t["token"] for t in data["api_tokens"]]
         if len(set(tokens)) != len(tokens):
             problems["api_tokens"] = "two tokens share the same value"
+        names = [s["name"] for s in data["outbound"]]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                problems[f"outbound[{i}].name"] = f"{name} is already the name of outbound[{names.index(name)}]"
     if data is None or problems:
         raise ConfigError(problems, source)
     data["connectors"] = connectors

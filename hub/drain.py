@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from hub import inbox, metrics
 from hub.models import InboxRecord, utcnow
-from hub.queue import DRAIN_JOB
+from hub.outbound import subscriptions
+from hub.queue import DRAIN_JOB, quietly as _queue_call
 from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ def drain_batch(hub: Hub) -> tuple[int, bool]:
         done = _process(hub, session, records)
         now = utcnow()
         inbox.mark_processed(session, [r.id for r in done], now)
+    if done and subscriptions(hub):
+        hub.signal_deliver()  # the batch may have added changes: send them to the subscribers
     metrics.DRAIN_BATCH_SIZE.observe(len(records))
     metrics.DRAIN_BATCH_SECONDS.observe(time.perf_counter() - started)
     for record in done:
@@ -95,15 +98,6 @@ def drain(hub: Hub) -> int:
         _queue_call(queue.renew_lease)
         if not full:
             time.sleep(settings["linger_seconds"])
-
-
-def _queue_call(method, *args):
-    """Call the queue; the inbox drains on without Redis, so a Redis error is only logged."""
-    try:
-        return method(*args)
-    except Exception as exc:
-        log.warning("queue unavailable during a drain (%s)", type(exc).__name__)
-        return None
 
 
 def drain_helper(hub: Hub) -> int:

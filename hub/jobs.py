@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hub import drain as draining
-from hub import inbox
+from hub import inbox, outbound
 from hub.runtime import current_hub
 
 
@@ -16,11 +16,19 @@ def drain_helper() -> int:
     return draining.drain_helper(current_hub())
 
 
+def deliver() -> int:
+    """Send the change feed to the outbound subscriptions (holding the delivery lease); return attempts."""
+    return outbound.deliver(current_hub())
+
+
 def sweep() -> bool:
-    """Re-signal the workers if due rows wait in the inbox; return whether any do."""
+    """Re-signal the workers if due rows wait in the inbox or outbound work is due; return whether any is."""
     hub = current_hub()
     with hub.session() as session:
         due = inbox.has_due(session)
+        sending = outbound.has_work(hub, session)
     if due:
         hub.signal_drain()
-    return due
+    if sending:
+        hub.signal_deliver()
+    return due or sending

@@ -28,6 +28,12 @@ ACCEPT_TO_PROCESSED = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
 )
 
+OUTBOUND_DELIVERIES = Counter(
+    "tributary_outbound_deliveries_total",
+    "Outbound webhook attempts by subscription and outcome (succeeded, retry, failed, gone, stale).",
+    ["subscription", "outcome"],
+)
+
 
 class InboxCollector:
     """Reads inbox row counts by connector and status from the database at scrape time."""

@@ -38,6 +38,7 @@ NAMING = {
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 PENDING, PROCESSED, FAILED = "pending", "processed", "failed"
+SUCCEEDED = "succeeded"
 WEBHOOK, PULLED = "webhook", "pulled"
 
 
@@ -70,14 +71,19 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
+def pending_index(name: str, *columns: str) -> Index:
+    """An index of the pending rows only (partial on PostgreSQL and SQLite)."""
+    where = text("status = 'pending'")
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
+
 class InboxRecord(Base):
     """One raw inbound record, pushed (webhook) or pulled (sync), exactly as received."""
 
     __tablename__ = "inbox"
     __table_args__ = (
         UniqueConstraint("connector", "key", name="uq_inbox_connector_key"),
-        Index("ix_inbox_pending", "id", "next_attempt_at",
-              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+        pending_index("ix_inbox_pending", "id", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -217,3 +223,43 @@ class Change(Base):
     profile_id: Mapped[str | None] = mapped_column(String(36), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboundSubscription(Base):
+    """The state of one ``outbound:`` subscription (its settings live in ``hub.yaml``)."""
+
+    __tablename__ = "outbound_subscriptions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the last change turned into deliveries; advanced in the transaction that creates them
+    last_change_id: Mapped[int] = mapped_column(BigId, default=0)
+    #: set when the receiver answered 410 Gone: nothing more is sent until re-enabled
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboundDelivery(Base):
+    """One change to send to one subscription: pending, then succeeded or failed."""
+
+    __tablename__ = "outbound_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription", "change_id", name="uq_outbound_deliveries_change"),
+        pending_index("ix_outbound_deliveries_due", "next_attempt_at", "id"),
+        pending_index("ix_outbound_deliveries_profile", "subscription", "profile_id", "change_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subscription: Mapped[str] = mapped_column(ForeignKey("outbound_subscriptions.name"))
+    change_id: Mapped[int] = mapped_column(BigId, ForeignKey("changes.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    profile_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None]
+    #: the HTTP status of the last attempt (None when no answer came)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

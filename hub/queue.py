@@ -7,6 +7,7 @@ which holds it while it drains. The job gives it back only after an empty claim,
 once more for rows committed meanwhile and takes it again if there are. So a webhook
 either finds the lease held by a drain that will still see its row, or takes it itself:
 no signal is lost, and a busy hub runs one long drain instead of a job per webhook.
+Outbound webhooks are sent by a delivery job signalled the same way, under a lease of its own.
 """
 from __future__ import annotations
 
@@ -21,40 +22,58 @@ QUEUE_NAME = "tributary"
 DRAIN_JOB = "hub.jobs.drain"
 HELPER_JOB = "hub.jobs.drain_helper"
 DRAIN_LEASE = "tributary:drain:lease"
-#: a lease not renewed for this long is free again (its drain died); a sweep re-signals
+DELIVER_JOB = "hub.jobs.deliver"
+DELIVER_LEASE = "tributary:outbound:lease"
+#: a lease not renewed for this long is free again (its job died); a sweep re-signals
 DRAIN_LEASE_TTL = 30
 
 
-class EmbeddedQueue:
+class _Signals:
+    """Signalling a job that holds a lease while it runs (``take_lease`` and ``enqueue`` come from the queue)."""
+
+    def signal_drain(self) -> bool:
+        """Take the drain lease and queue a drain; a no-op while a drain holds it."""
+        return self.signal(DRAIN_JOB, DRAIN_LEASE)
+
+    def signal_deliver(self) -> bool:
+        """Take the delivery lease and queue the outbound delivery job; a no-op while one holds it."""
+        return self.signal(DELIVER_JOB, DELIVER_LEASE)
+
+    def signal(self, job: str, lease: str) -> bool:
+        """Take ``lease`` and queue ``job``, which holds it while it runs; a no-op while it is held."""
+        if not self.take_lease(lease):
+            return False
+        try:
+            self.enqueue(job)
+        except Exception:
+            self.release_lease(lease)
+            raise
+        return True
+
+
+class EmbeddedQueue(_Signals):
     """Runs jobs on one background thread of this process (no Redis needed)."""
 
     def __init__(self, run_in_context: Callable[[Callable[[], Any]], Any]):
         self._run = run_in_context
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-jobs")
-        self._lease = threading.Lock()
+        self._leases = {DRAIN_LEASE: threading.Lock(), DELIVER_LEASE: threading.Lock()}
 
     def enqueue(self, func: str, *args: Any) -> None:
         """Run ``func(*args)`` soon on the job thread."""
         self._pool.submit(self._call, func, args)
 
-    def signal_drain(self) -> bool:
-        """Take the drain lease and queue a drain; a no-op while a drain holds it."""
-        if not self.take_lease():
-            return False
-        self.enqueue(DRAIN_JOB)
-        return True
+    def take_lease(self, name: str = DRAIN_LEASE) -> bool:
+        """Take the lease ``name`` if it is free."""
+        return self._leases[name].acquire(blocking=False)
 
-    def take_lease(self) -> bool:
-        """Take the drain lease if it is free."""
-        return self._lease.acquire(blocking=False)
-
-    def renew_lease(self) -> None:
+    def renew_lease(self, name: str = DRAIN_LEASE) -> None:
         """Nothing expires in-process."""
 
-    def release_lease(self) -> None:
-        """Give the drain lease back."""
-        if self._lease.locked():
-            self._lease.release()
+    def release_lease(self, name: str = DRAIN_LEASE) -> None:
+        """Give the lease ``name`` back."""
+        if self._leases[name].locked():
+            self._leases[name].release()
 
     def enqueue_helper(self) -> bool:
         """One job thread: a helper drain would only wait behind the main one."""
@@ -74,7 +93,7 @@ class EmbeddedQueue:
         self._pool.shutdown(wait=wait)
 
 
-class RedisQueue:
+class RedisQueue(_Signals):
     """Enqueues jobs on an RQ queue served by ``hub worker`` processes."""
 
     def __init__(self, redis_url: str, default_timeout: int = 600):
@@ -89,28 +108,17 @@ class RedisQueue:
         """Put ``func(*args)`` on the RQ queue."""
         self.queue.enqueue(func, *args, result_ttl=0, failure_ttl=86400, **options)
 
-    def signal_drain(self) -> bool:
-        """Take the drain lease and queue a drain; a no-op while a drain holds it."""
-        if not self.take_lease():
-            return False
-        try:
-            self.enqueue(DRAIN_JOB)
-        except Exception:
-            self.release_lease()
-            raise
-        return True
+    def take_lease(self, name: str = DRAIN_LEASE) -> bool:
+        """Take the lease ``name`` if it is free."""
+        return bool(self.redis.set(name, "1", nx=True, ex=DRAIN_LEASE_TTL))
 
-    def take_lease(self) -> bool:
-        """Take the drain lease if it is free."""
-        return bool(self.redis.set(DRAIN_LEASE, "1", nx=True, ex=DRAIN_LEASE_TTL))
+    def renew_lease(self, name: str = DRAIN_LEASE) -> None:
+        """Keep the lease while a long job runs."""
+        self.redis.expire(name, DRAIN_LEASE_TTL)
 
-    def renew_lease(self) -> None:
-        """Keep the lease while a long drain runs."""
-        self.redis.expire(DRAIN_LEASE, DRAIN_LEASE_TTL)
-
-    def release_lease(self) -> None:
-        """Give the drain lease back."""
-        self.redis.delete(DRAIN_LEASE)
+    def release_lease(self, name: str = DRAIN_LEASE) -> None:
+        """Give the lease ``name`` back."""
+        self.redis.delete(name)
 
     def enqueue_helper(self) -> bool:
         """Queue a helper drain for an idle worker, unless jobs already wait in the queue."""
@@ -126,6 +134,15 @@ class RedisQueue:
     def shutdown(self, wait: bool = True) -> None:
         """Close the connection pool."""
         self.redis.connection_pool.disconnect()
+
+
+def quietly(method: Callable[..., Any], *args: Any) -> Any:
+    """Call a queue method; jobs carry on without Redis, so a Redis error is only logged (None)."""
+    try:
+        return method(*args)
+    except Exception as exc:
+        log.warning("queue unavailable during a job (%s)", type(exc).__name__)
+        return None
 
 
 def resolve(dotted: str) -> Callable[..., Any]:

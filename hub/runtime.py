@@ -12,6 +12,7 @@ from hub.connector import Connector
 from hub.db import make_engine, make_sessionmaker
 from hub.identity import IdentityRules
 from hub.mapping import load_mappings
+from hub.models import utcnow
 from hub.plugins import collect_connectors, collect_transforms, get_plugin_manager
 from hub.queue import EmbeddedQueue, RedisQueue
 
@@ -32,6 +33,8 @@ class Hub:
         connector_limits = {k: v for c in self.connectors.values() for k, v in c.identity_limits.items()}
         self.identity_rules = IdentityRules.from_config(
             {**config.identity, "limits": {**connector_limits, **config.identity.get("limits", {})}})
+        #: when this process took up its configuration (a new outbound subscription starts here)
+        self.started_at = utcnow()
         self.engine = make_engine(config.database_url)
         self.session = make_sessionmaker(self.engine)
         #: sessions for reads that need no transaction: each statement runs on its own
@@ -52,9 +55,17 @@ class Hub:
 
     def signal_drain(self) -> bool:
         """Wake a worker to drain the inbox; never raises (the sweeper covers a lost signal)."""
+        return self._signal(self.queue.signal_drain)
+
+    def signal_deliver(self) -> bool:
+        """Wake a worker to send outbound webhooks; never raises (the sweeper covers a lost signal)."""
+        return self._signal(self.queue.signal_deliver)
+
+    @staticmethod
+    def _signal(method: Callable[[], bool]) -> bool:
         try:
-            return self.queue.signal_drain()
-        except Exception as exc:  # Redis down: rows stay pending until the sweeper re-signals
+            return method()
+        except Exception as exc:  # Redis down: the work waits in the database until the sweeper re-signals
             log.warning("could not signal the workers (%s); the sweeper will", type(exc).__name__)
             return False
 

@@ -1,4 +1,4 @@
-"""The sweeper: re-signals the workers while due rows wait (lost signal, killed worker, retry due)."""
+"""The sweeper: re-signals the workers while due work waits (lost signal, killed worker, retry due)."""
 from __future__ import annotations
 
 import logging

@@ -5,9 +5,9 @@ from click.testing import CliRunner
 from hub.cli import main
 from tests.conftest import BUILT_IN_CONNECTORS
 
-COMMANDS = ["connectors", "db", "inbox", "profiles", "rebuild", "replay", "serve", "sync", "worker"]
-SUBCOMMANDS = {"connectors": ["check", "list"], "db": ["current", "upgrade"], "inbox": ["stats"],
-               "profiles": ["show", "unmerge"]}
+COMMANDS = ["connectors", "db", "deliveries", "inbox", "profiles", "rebuild", "replay", "serve", "sync", "worker"]
+SUBCOMMANDS = {"connectors": ["check", "list"], "db": ["current", "upgrade"], "deliveries": ["replay"],
+               "inbox": ["stats"], "profiles": ["show", "unmerge"]}
 
 
 def test_hub_help_lists_every_command():
