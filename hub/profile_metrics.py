@@ -10,38 +10,52 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import bulk
 from hub.models import Activity, Profile
+from hub.unified import ACTIVITY_TYPES
 
 CLOSED_TICKET = {"solved", "closed", "resolved"}
+#: the activity types metrics read beyond first and last seen
+COUNTED = tuple(t for t in ACTIVITY_TYPES if t.startswith(("order.", "payment.", "invoice.", "ticket.")))
 
 
 def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime) -> None:
-    """Recompute and store ``metrics`` for these profiles (ids of surviving profiles)."""
+    """Recompute and store ``metrics`` for these profiles (ids of surviving profiles).
+
+    First and last seen come from one aggregate; only the activities that count (orders,
+    payments, tickets) are read whole, not the page views and e-mail events around them.
+    """
     if not profile_ids:
         return
     timelines: dict[str, list] = defaultdict(list)
+    spans: dict[str, tuple[datetime, datetime]] = {}
     dialect = session.get_bind().dialect.name
     for start in range(0, len(profile_ids), 500):
-        chunk = list(profile_ids[start:start + 500])
+        chunk = bulk.among(dialect, Activity.profile_id, list(profile_ids[start:start + 500]))
+        for pid, first, last in session.execute(
+                select(Activity.profile_id, func.min(Activity.occurred_at), func.max(Activity.occurred_at))
+                .where(chunk).group_by(Activity.profile_id)):
+            spans[pid] = (first, last)
         rows = session.execute(select(Activity.profile_id, Activity.type, Activity.source, Activity.source_id,
                                       Activity.occurred_at, Activity.properties)
-                               .where(bulk.among(dialect, Activity.profile_id, chunk)))
+                               .where(chunk, Activity.type.in_(COUNTED)))
         for row in rows:
             timelines[row.profile_id].append(row)
     bulk.update(session.connection(), Profile.__table__, [
-        {"id": pid, "metrics": metrics_of(timelines.get(pid, ())), "updated_at": now} for pid in profile_ids],
-        keys=("id",), values=("metrics", "updated_at"))
+        {"id": pid, "metrics": metrics_of(timelines.get(pid, ()), spans.get(pid)), "updated_at": now}
+        for pid in profile_ids], keys=("id",), values=("metrics", "updated_at"))
 
 
-def metrics_of(activities: Iterable) -> dict:
+def metrics_of(activities: Iterable, span: tuple[datetime, datetime] | None = None) -> dict:
     """The metrics of one timeline (rows with type, source, source_id, occurred_at, properties).
 
-    A cancelled order (an ``order.cancelled`` with the order's source and id) is not spending,
-    and neither are the refunds of it (``order_id`` property), so it nets to nothing.
+    ``span`` is the first and last time on the whole timeline, when ``activities`` holds only
+    those that count. A cancelled order (an ``order.cancelled`` with the order's source and
+    id) is not spending, and neither are the refunds of it (``order_id`` property), so it
+    nets to nothing.
     """
     activities = list(activities)
     cancelled = {(a.source, a.source_id) for a in activities if a.type == "order.cancelled"}
@@ -86,8 +100,8 @@ def metrics_of(activities: Iterable) -> dict:
         "payments_count": len(payments),
         "total_paid": {c: str(v) for c, v in sorted(paid.items())},
         "open_tickets": sum(1 for _, closed in tickets.values() if not closed),
-        "first_seen_at": _iso(first),
-        "last_seen_at": _iso(last),
+        "first_seen_at": _iso(span[0] if span else first),
+        "last_seen_at": _iso(span[1] if span else last),
     }
 
 
