@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
-from hub.connector import (Connector, Delivery, PayloadError, SignatureError, Stream, WebhookRequest, aware_time,
+from hub.connector import (Connector, Delivery, PayloadError, SignatureError, Stream, WebhookRequest, Window, aware_time,
                            json_object)
 from hub.hookspecs import hookimpl
 from hub.paginators import PageNumber, field_at
@@ -56,6 +56,9 @@ TOKEN_TIMEOUT = (3.05, 30)
 PULLED_TRANSACTION = "api:transaction"
 #: the longest range one Transaction Search call accepts
 WINDOW = timedelta(days=31)
+#: how late Transaction Search may list a transaction, and how long it keeps them
+LATE = timedelta(hours=3)
+HISTORY_DAYS = 3 * 365
 PAGE_SIZE = 500
 #: https://developer.paypal.com/docs/transaction-search/transaction-event-codes/ : T00nn are
 #: PayPal-account payments (received when positive), T1107 a refund made by the merchant
@@ -71,6 +74,8 @@ class PayPalSettings(ConnectorSettingsSchema):
     webhook_id = fields.String(required=True, validate=validate.Length(min=1))
     client_id = fields.String(load_default=None, allow_none=True)
     client_secret = fields.String(load_default=None, allow_none=True)
+    #: how far back a first pull goes (Transaction Search keeps three years)
+    backfill_days = fields.Integer(load_default=HISTORY_DAYS, validate=validate.Range(min=1, max=HISTORY_DAYS))
 
 
 class PayPal(Connector):
@@ -98,26 +103,23 @@ class PayPal(Connector):
         return event
 
     def streams(self, settings: Mapping) -> list[Stream]:
-        """The transactions of the last 31 days, all fields, 500 a page, by ``page``/``total_pages``.
+        """Transactions, all fields, 500 a page by ``page``/``total_pages``, range by range.
 
-        Transaction Search has no "changed since" filter and refuses ranges over 31 days, so
-        each run asks for the 31 days up to now (a run cut short resumes with its own range);
-        versions already stored are not stored again, and transactions listed up to three
-        hours late are caught by the next run. A stream cannot walk several ranges: history
-        older than 31 days, or missed by runs more than 31 days apart, is not pulled.
+        Transaction Search has no "changed since" filter and refuses ranges over 31 days, so the
+        stream walks 31-day ranges: from ``backfill_days`` ago on a first run, then from where
+        the last run ended less three hours (PayPal lists a transaction up to three hours late).
+        Versions already stored are not stored again.
         https://developer.paypal.com/docs/api/transaction-search/v1/
         """
         missing = [name for name in ("client_id", "client_secret") if not settings.get(name)]
         if missing:
             raise NotSyncable(f"connector {self.name!r} needs {' and '.join(missing)} (a REST app's credentials) "
                               "in its configuration to pull from the PayPal API")
-        end = utc_now().replace(microsecond=0)
-        params = {"start_date": internet_time(end - WINDOW), "end_date": internet_time(end), "fields": "all",
-                  "page_size": PAGE_SIZE}
+        ranges = Window("start_date", "end_date", WINDOW, timedelta(days=settings["backfill_days"]), LATE)
         return [Stream("transactions", "v1/reporting/transactions", "transaction_info.transaction_id",
                        PageNumber(total_pages_header=None, total_pages_field="total_pages"), PULLED_TRANSACTION,
                        records_path="transaction_details", cursor_field="transaction_info.transaction_updated_date",
-                       params=params)]
+                       params={"fields": "all", "page_size": PAGE_SIZE}, window=ranges)]
 
     def api_base(self, settings: Mapping) -> str:
         """``https://api-m.paypal.com`` unless ``api_base`` is set (``https://api-m.sandbox.paypal.com``)."""
@@ -221,16 +223,6 @@ def transaction_facts(detail: dict) -> dict:
     if "kind" in found:
         found["amount"] = str(abs(amount))
     return {name: value for name, value in found.items() if value is not None}
-
-
-def utc_now() -> datetime:
-    """The current time in UTC (the end of a pull's range)."""
-    return datetime.now(timezone.utc)
-
-
-def internet_time(moment: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ``, the Internet date and time Transaction Search takes."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def refunded_capture(links: Any) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from marshmallow import Schema
@@ -72,6 +72,30 @@ class Reply:
     body: str = ""
 
 
+def iso_z(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Bounded time ranges, for an API that answers nothing wider (PayPal: 31 days).
+
+    A run walks consecutive ranges of at most ``length`` up to now, each sent as
+    ``start_param``/``end_param`` (formatted by ``format``): from where the previous run's
+    ranges ended, less ``overlap`` (for records the platform lists late), or from
+    ``backfill`` ago on a first run or with ``--full``. A range's end is stored with its last
+    page, so a run cut short resumes inside the range it was in.
+    """
+
+    start_param: str
+    end_param: str
+    length: timedelta
+    backfill: timedelta
+    overlap: timedelta = timedelta(0)
+    format: Callable[[datetime], str] = iso_z
+
+
 @dataclass(frozen=True)
 class Stream:
     """One collection of a platform's API that ``hub sync`` pulls into the inbox.
@@ -82,6 +106,7 @@ class Stream:
     ISO 8601 or unix seconds). With ``cursor_param`` a run asks only for records updated
     since the stored high-water mark, sent as ``cursor_format`` (``iso`` or ``unix``).
     ``topic`` is given to the pulled records so that the connector's webhook mapping applies.
+    With a ``window``, the stream is pulled range by range (see :class:`Window`).
     """
 
     name: str
@@ -94,6 +119,7 @@ class Stream:
     cursor_param: str | None = None
     cursor_format: str = "iso"
     params: Mapping[str, Any] = field(default_factory=dict)
+    window: Window | None = None
 
     def __post_init__(self):
         if type(self.paginator) not in PAGINATORS:

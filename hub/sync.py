@@ -1,7 +1,8 @@
 """``hub sync``: pull a connector's API streams into the inbox, page by page, resumably.
 
 A stream's place is its :class:`~hub.models.SyncCursor` row, with the state
-``{"cursor": high-water mark, "next": {"url", "params"}, "started_cursor": ...}``.
+``{"cursor": high-water mark, "next": {"url", "params"}, "started_cursor": ...}`` (a windowed
+stream keeps ``"done"``, the end of its last finished range, and ``"range"`` while inside one).
 A page's records and the state that follows them commit in one transaction, so a run
 that dies resumes at the first page it did not store: no gap, no duplicate. ``cursor``
 only moves forward; ``next`` is set while a run is under way and cleared at its end.
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from hub.connector import Delivery, Stream
+from hub.connector import Delivery, Stream, Window
 from hub.paginators import field_at
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,14 +73,16 @@ class Retry:
 
 def sync(hub: Hub, connector_name: str, stream: str | None = None, full: bool = False,
          progress: Callable[[int], Any] | None = None, *,
-         sleep: Callable[[float], Any] = time.sleep, retry: Retry = Retry()) -> dict[str, int]:
+         sleep: Callable[[float], Any] = time.sleep, retry: Retry = Retry(),
+         clock: Callable[[], datetime] | None = None) -> dict[str, int]:
     """Pull the connector's streams (or only ``stream``); return the new inbox rows per stream.
 
     A stream resumes an interrupted run from its stored ``next`` page; otherwise it asks
     only for records updated since its high-water mark, or for everything with ``full``
     (which also abandons an interrupted run). ``progress`` is called with each page's
-    record count. Raises :class:`NotSyncable` before any call, and :class:`SyncError`
-    once every stream ran if some of them failed.
+    record count; ``clock`` (default :func:`now`) gives the time windowed streams walk up to. Raises
+    :class:`NotSyncable` before any call, and :class:`SyncError` once every stream ran if
+    some of them failed.
     """
     found = hub.connector(connector_name)
     if found is None:
@@ -102,7 +105,7 @@ def sync(hub: Hub, connector_name: str, stream: str | None = None, full: bool = 
     with connector.http_session(settings) as http:
         client = _Client(http, connector, retry, sleep)
         for each in streams:
-            run = _StreamRun(hub, connector_name, each, base, client, progress)
+            run = _StreamRun(hub, connector_name, each, base, client, progress, clock or now)
             try:
                 run.pull(full)
             except StreamError as exc:
@@ -118,27 +121,56 @@ class _StreamRun:
     """One stream's pull: page after page, each stored with the state that follows it."""
 
     def __init__(self, hub: Hub, connector: str, stream: Stream, base: str, client: _Client,
-                 progress: Callable[[int], Any] | None):
-        self.hub, self.connector, self.stream, self.client = hub, connector, stream, client
+                 progress: Callable[[int], Any] | None, clock: Callable[[], datetime]):
+        self.hub, self.connector, self.stream, self.client, self.clock = hub, connector, stream, client, clock
         self.url = base.rstrip("/") + "/" + stream.path.lstrip("/")
         self.progress = progress
         self.stored = 0
 
     def pull(self, full: bool) -> None:
-        """Fetch and store pages until the paginator says the stream has ended."""
+        """Fetch and store pages until the paginator says the stream (or its last range) has ended."""
         stream = self.stream
         state = _load_state(self.hub, self.connector, stream.name)
-        high = state.get("cursor")
-        if state.get("next") and not full:
-            request: tuple[str, dict] | None = (state["next"]["url"], state["next"]["params"])
+        self.high, self.done = state.get("cursor"), None if full else state.get("done")
+        resume = None if full else state.get("next")
+        if resume:
+            log.info("sync %s/%s resumes at %s", self.connector, stream.name, _safe_url(resume["url"]))
+        if stream.window:
+            self._pull_ranges(stream.window, state, resume)
+            return
+        if resume:
+            request = (resume["url"], resume["params"])
             started = state.get("started_cursor")
-            log.info("sync %s/%s resumes at %s", self.connector, stream.name, _safe_url(request[0]))
         else:
-            started = None if full else high
+            started = None if full else self.high
             params = dict(stream.params)
             if started is not None and stream.cursor_param:
                 params[stream.cursor_param] = _param_value(started, stream.cursor_format)
             request = (self.url, stream.paginator.first(params))
+        self._pages(request, {"started_cursor": started})
+
+    def _pull_ranges(self, window: Window, state: dict, resume: dict | None) -> None:
+        """Walk consecutive ranges of at most ``window.length`` up to now (see :class:`Window`)."""
+        now = self.clock().replace(microsecond=0)
+        if resume:
+            start, end = (datetime.fromisoformat(t) for t in state["range"])
+            self._pages((resume["url"], resume["params"]), {"range": state["range"]}, end.isoformat())
+            start = end - window.overlap  # that range ended a while ago: records may have come late
+        elif self.done:
+            start = datetime.fromisoformat(self.done) - window.overlap
+        else:
+            start = now - window.backfill
+        while start < now:
+            end = min(start + window.length, now)
+            params = {**self.stream.params, window.start_param: window.format(start),
+                      window.end_param: window.format(end)}
+            self._pages((self.url, self.stream.paginator.first(params)), {"range": [start.isoformat(), end.isoformat()]},
+                        end.isoformat())
+            start = end
+
+    def _pages(self, request: tuple[str, dict] | None, resume_state: dict, range_end: str | None = None) -> None:
+        """Fetch and store pages from ``request`` on; ``resume_state`` is stored while pages remain."""
+        stream = self.stream
         while request is not None:
             url, params = request
             response = self.client.get(url, params)
@@ -153,14 +185,18 @@ class _StreamRun:
             for record in records:
                 delivery, cursor = self._delivery(record)
                 deliveries.append(delivery)
-                if cursor is not None and (high is None or _moment(cursor) > _moment(high)):
-                    high = cursor
+                if cursor is not None and (self.high is None or _moment(cursor) > _moment(self.high)):
+                    self.high = cursor
             request = stream.paginator.next(url, params, response, body, records)
             if request == (url, params):
                 raise StreamError(f"GET {_safe_url(url)}: the next page is this page again")
-            state = {"cursor": high}
+            if request is None and range_end is not None:
+                self.done = range_end
+            state: dict[str, Any] = {"cursor": self.high}
+            if self.done:
+                state["done"] = self.done
             if request is not None:
-                state.update(next={"url": request[0], "params": request[1]}, started_cursor=started)
+                state.update(next={"url": request[0], "params": request[1]}, **resume_state)
             new = _store_page(self.hub, self.connector, stream.name, deliveries, state)
             self.stored += new
             if new:
@@ -225,6 +261,11 @@ class _Client:
             log.warning("GET %s: %s; retrying", where, problem)
             self.sleep(wait if wait is not None else self.retry.delay(attempt))
         raise AssertionError("unreachable")
+
+
+def now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(timezone.utc)
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:

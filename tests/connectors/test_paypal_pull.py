@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from connectors import paypal
+from hub import sync
 from hub.paginators import PageNumber
 from hub.sync import NotSyncable, SyncError
 from tests.conftest import profiles_snapshot as store
@@ -32,7 +33,8 @@ TOKEN_URL = f"{BASE}/v1/oauth2/token"
 TRANSACTIONS = f"{BASE}/v1/reporting/transactions"
 CLIENT_ID = "AcK3vT9pZx2QmR7sLw4YbN8dF1gH6jE0uV5cX3zBqW8eR2tY6uI0oP4aS7dF"
 CLIENT_SECRET = "EJ7qW2eR9tY4uI1oP6aS3dF8gH5jK0lZ2xC7vB4nM9qW1eR6tY3uI8oP5aS2"
-SETTINGS = {"enabled": True, "webhook_id": WEBHOOK_ID, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+SETTINGS = {"enabled": True, "webhook_id": WEBHOOK_ID, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "backfill_days": 31}
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
 ACCESS_TOKEN = "A21AAKx9Qm3Zr7Tw2Yb5Nd8Fg1Hj4Kl6Pq0Ws2Ed4Rf6Tg8Yh0Uj2Ik4Ol6Pz8Xc0Vb2Nm4Qa6Sd8Fg0"
 NOW = datetime(2024, 5, 10, 8, 30, tzinfo=timezone.utc)
@@ -44,7 +46,7 @@ MARIE_ORDER = "7XA93410KL0284512"
 def clock(monkeypatch) -> list[datetime]:
     """The time a run takes as now (``clock[0]``); pages of 2 transactions, as in the fixtures."""
     moments = [NOW]
-    monkeypatch.setattr(paypal, "utc_now", lambda: moments[0])
+    monkeypatch.setattr(sync, "now", lambda: moments[0])
     monkeypatch.setattr(paypal, "PAGE_SIZE", 2)
     return moments
 
@@ -67,10 +69,11 @@ def serve_token(api, status: int = 200) -> None:
         "expires_in": 32400, "nonce": "2024-05-10T08:30:00ZWq8nK4vXe2mB7tL1yR9cH3sD6fG0jP5aZ"})
 
 
-def window(page: int, end: datetime = NOW) -> str:
-    """A Transaction Search call: the 31 days up to ``end``, every field, 2 a page."""
-    query = {"start_date": (end - timedelta(days=31)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "end_date": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "fields": "all", "page_size": 2, "page": page}
+def window(page: int, end: datetime = NOW, start: datetime | None = None) -> str:
+    """A Transaction Search call: from ``start`` (31 days before ``end``) to ``end``, every field, 2 a page."""
+    start = end - timedelta(days=31) if start is None else start
+    query = {"fields": "all", "page_size": 2, "start_date": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "end_date": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "page": page}
     return f"{TRANSACTIONS}?{urlencode(query)}"
 
 
@@ -115,11 +118,12 @@ def test_a_token_then_every_page_up_to_total_pages(pull, api):
     assert pull.keys() == KEYS
     assert pull.topics() == ["api:transaction"] * 4
     assert json.loads(inbox_rows(pull.app)[0][2]) == page("pull_transactions_1")["transaction_details"][0]
-    assert (pull.state("transactions"), pull.sleeps) == ({"cursor": "2024-05-04T07:00:12+0000"}, [])
+    assert (pull.state("transactions"), pull.sleeps) == (
+        {"cursor": "2024-05-04T07:00:12+0000", "done": "2024-05-10T08:30:00+00:00"}, [])
 
 
-def test_each_run_asks_for_the_31_days_up_to_now_and_stores_only_new_versions(pull, api, clock):
-    """Transaction Search has no "changed since" filter: the window slides, the inbox dedupes."""
+def test_a_run_starts_three_hours_before_the_last_run_ended_and_stores_only_new_versions(pull, api, clock):
+    """Transaction Search has no "changed since" filter: ranges overlap by 3 hours, the inbox dedupes."""
     serve_token(api)
     serve(api)
     pull.run()
@@ -130,12 +134,30 @@ def test_each_run_asks_for_the_31_days_up_to_now_and_stores_only_new_versions(pu
                                  "transaction_updated_date": "2024-05-11T06:00:00+0000"}
     later = {**page("pull_transactions_2"), "page": 1, "total_items": 2, "total_pages": 1,
              "transaction_details": [page("pull_transactions_2")["transaction_details"][0], newer]}
-    api.get(window(1, clock[0]), json=later)
+    since = NOW - timedelta(hours=3)
+    api.get(window(1, clock[0], since), json=later)
     assert pull.run() == {"transactions": 1}  # the refund comes again, unchanged: stored once
-    assert urls(api)[3:] == [TOKEN_URL, window(1, clock[0])]
-    assert "start_date=2024-04-10T08%3A30%3A00Z&end_date=2024-05-11T08%3A30%3A00Z" in window(1, clock[0])
+    assert urls(api)[3:] == [TOKEN_URL, window(1, clock[0], since)]
+    assert "start_date=2024-05-10T05%3A30%3A00Z&end_date=2024-05-11T08%3A30%3A00Z" in window(1, clock[0], since)
     assert pull.keys() == KEYS + [key("6RT44017LA8875027", "2024-05-11T06:00:00+0000")]
-    assert pull.state("transactions") == {"cursor": "2024-05-11T06:00:00+0000"}
+    assert pull.state("transactions") == {"cursor": "2024-05-11T06:00:00+0000", "done": "2024-05-11T08:30:00+00:00"}
+
+
+def test_a_first_run_walks_31_day_ranges_back_to_the_backfill(make_app, api):
+    """Ranges of 31 days from ``backfill_days`` ago up to now; each range's end is stored."""
+    puller = pulling(make_app, "paypal", {**SETTINGS, "backfill_days": 70})
+    serve_token(api)
+    empty = {**page("pull_transactions_1"), "transaction_details": [], "total_items": 0, "total_pages": 0}
+    starts = [NOW - timedelta(days=70), NOW - timedelta(days=39), NOW - timedelta(days=8)]
+    ends = [starts[1], starts[2], NOW]
+    api.get(window(1, ends[0], starts[0]), json=empty)
+    api.get(window(1, ends[1], starts[1]), json=empty)
+    serve(api, NOW)
+    api.get(window(1, ends[2], starts[2]), json=page("pull_transactions_1"))
+    api.get(window(2, ends[2], starts[2]), json=page("pull_transactions_2"))
+    assert puller.run() == {"transactions": 4}
+    assert urls(api) == [TOKEN_URL] + [window(1, e, s) for s, e in zip(starts, ends)] + [window(2, NOW, starts[2])]
+    assert puller.state("transactions") == {"cursor": "2024-05-04T07:00:12+0000", "done": "2024-05-10T08:30:00+00:00"}
 
 
 def test_429_waits_for_retry_after_and_a_500_is_retried(pull, api):
@@ -158,13 +180,16 @@ def test_a_run_cut_after_page_one_resumes_at_page_two_of_its_own_window(pull, ap
         "transactions": f"GET {TRANSACTIONS} failed after 1 attempts (last: ConnectionError)"}
     assert raised.value.stored == {"transactions": 2}
     api.reset()
-    clock[0] = NOW + timedelta(hours=5)  # the rerun keeps the cut run's range
+    clock[0] = NOW + timedelta(hours=5)  # the rerun finishes the cut run's range first
     serve_token(api)
     api.get(window(2), json=page("pull_transactions_2"))
+    since, until = NOW - timedelta(hours=3), clock[0]
+    api.get(window(1, until, since), json={**page("pull_transactions_1"), "transaction_details": [],
+                                           "total_items": 0, "total_pages": 0})
     assert pull.run() == {"transactions": 2}
-    assert urls(api) == [TOKEN_URL, window(2)]
+    assert urls(api) == [TOKEN_URL, window(2), window(1, until, since)]  # then on from 3 hours before its end
     assert pull.keys() == KEYS
-    assert pull.state("transactions") == {"cursor": "2024-05-04T07:00:12+0000"}
+    assert pull.state("transactions") == {"cursor": "2024-05-04T07:00:12+0000", "done": "2024-05-10T13:30:00+00:00"}
 
 
 def test_refused_credentials_stop_before_any_search_without_showing_them(pull, api):
