@@ -332,4 +332,5 @@ def test_the_webhook_id_is_required(make_app):
     assert missing.value.problems == {"connectors.paypal.webhook_id": "Missing data for required field."}
     app = make_app(connectors={"paypal": {"enabled": True, "webhook_id": WEBHOOK_ID}}, plugins=plugins)
     assert app.extensions["tributary"].config.connectors["paypal"] == {
-        "enabled": True, "api_base": None, "webhook_id": WEBHOOK_ID, "client_id": None, "client_secret": None}
+        "enabled": True, "api_base": None, "webhook_id": WEBHOOK_ID, "client_id": None, "client_secret": None,
+        "backfill_days": 1095}
