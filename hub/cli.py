@@ -219,6 +219,13 @@ def profiles_unmerge(hub, profile_id: str) -> None:
     click.echo(f"split {restored} from {survivor}")
 
 
+# -- lifecycle and segments ---------------------------------------------------------
+
+from hub.segments import register_cli as _register_segments  # noqa: E402
+
+_register_segments(main)
+
+
 # -- connectors ---------------------------------------------------------------------
 
 @main.group()

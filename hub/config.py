@@ -16,6 +16,8 @@ from typing import Any, Mapping
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from hub.lifecycle import Lifecycle, LifecycleSchema
+from hub.segments import NAME as SEGMENT_NAME, Segment, SegmentField, unknown_stages
 from hub.signing import PREFIX as SECRET_PREFIX, decode_secret
 
 DEFAULT_DATABASE_URL = "sqlite:///tributary.db"
@@ -127,8 +129,8 @@ class HubConfigSchema(Schema):
     inbox = fields.Nested(InboxSettingsSchema, load_default=lambda: InboxSettingsSchema().load({}))
     identity = fields.Nested(IdentitySettingsSchema, load_default=lambda: IdentitySettingsSchema().load({}))
     traits = fields.Nested(TraitSettingsSchema, load_default=lambda: TraitSettingsSchema().load({}))
-    lifecycle = fields.Dict(load_default=dict)
-    segments = fields.Dict(load_default=dict)
+    lifecycle = fields.Nested(LifecycleSchema, load_default=Lifecycle)
+    segments = fields.Dict(keys=fields.String(validate=SEGMENT_NAME), values=SegmentField(), load_default=dict)
     triggers = fields.Dict(load_default=dict)
     outbound = fields.List(fields.Nested(OutboundSubscriptionSchema), load_default=list)
 
@@ -156,8 +158,8 @@ class Config:
     inbox: dict = field(default_factory=dict)
     identity: dict = field(default_factory=dict)
     traits: dict = field(default_factory=dict)
-    lifecycle: dict = field(default_factory=dict)
-    segments: dict = field(default_factory=dict)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    segments: dict[str, Segment] = field(default_factory=dict)
     triggers: dict = field(default_factory=dict)
     outbound: list[dict] = field(default_factory=list)
 
@@ -241,6 +243,7 @@ def validate_config(tree: Mapping, connector_schemas: Mapping[str, type[Schema]]
         for i, name in enumerate(names):
             if name in names[:i]:
                 problems[f"outbound[{i}].name"] = f"{name} is already the name of outbound[{names.index(name)}]"
+        problems.update(unknown_stages(data["segments"], data["lifecycle"]))
     if data is None or problems:
         raise ConfigError(problems, source)
     data["connectors"] = connectors
@@ -275,7 +278,7 @@ def normalize_database_url(url: str) -> str:
 
 
 def _flatten(messages: Any, path: str, out: dict[str, str]) -> None:
-    if isinstance(messages, dict) and set(messages) == {"value"} and isinstance(messages["value"], dict):
+    if isinstance(messages, dict) and set(messages) == {"value"}:
         messages = messages["value"]  # a Dict field's per-entry errors: no extra path level
     if isinstance(messages, dict):
         for key, value in messages.items():

@@ -263,3 +263,31 @@ class OutboundDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class StageStay(Base):
+    """A profile's time in one lifecycle stage; ``exited_at`` is None while it is still there."""
+
+    __tablename__ = "stage_history"
+    __table_args__ = (
+        Index("ix_stage_history_profile", "profile_id", "entered_at"),
+        Index("ix_stage_history_entered", "stage", "entered_at"),
+        Index("ix_stage_history_exited", "stage", "exited_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
+    stage: Mapped[str] = mapped_column(String(32))
+    entered_at: Mapped[datetime]
+    exited_at: Mapped[datetime | None]
+
+
+class SegmentMember(Base):
+    """A profile in a segment, since ``entered_at``."""
+
+    __tablename__ = "segment_members"
+    __table_args__ = (Index("ix_segment_members_entered", "segment", "entered_at", "profile_id"),)
+
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), primary_key=True, index=True)
+    entered_at: Mapped[datetime]

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from sqlalchemy.orm import Session
 
-from hub import privacy
+from hub import evaluation, privacy
 from hub.hookspecs import hookimpl
 from hub.mapping import Document
 from hub.models import InboxRecord
@@ -33,6 +33,7 @@ def process_batch(hub, session: Session, records: Sequence[InboxRecord]) -> None
     if not unified:
         return
     outcome = BatchWriter(session, hub.identity_rules, hub.config.traits.get("priority", {})).apply(unified)
+    evaluation.after_batch(hub, session, unified, outcome)
     if outcome.suppressed:  # about an erased person: keep nothing of it
         privacy.scrub(session, outcome.suppressed)
     for inbox_id, ident, reason in outcome.conflicts:

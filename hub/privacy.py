@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from hub.db import upsert_insert
 from hub.identity import identifier_hash
 from hub.lookup import surviving
-from hub.models import (Activity, Change, Identity, InboxRecord, Merge, Profile, Separation, Suppression, Trait,
-                        utcnow)
+from hub.models import (Activity, Change, Identity, InboxRecord, Merge, Profile, SegmentMember, Separation, StageStay,
+                        Suppression, Trait, utcnow)
 from hub.profiles import feed_lock, lock_identifiers
 
 #: inbox status of a scrubbed record: nothing left to process or rebuild from
@@ -125,7 +125,7 @@ def erase(hub, profile_id: str) -> bool:
                         .on_conflict_do_nothing(index_elements=["identifier_hash"]),
                         [{"identifier_hash": h, "created_at": now} for h in hashes])
         ids = person.profile_ids
-        for model in (Activity, Trait, Identity):
+        for model in (Activity, Trait, Identity, StageStay, SegmentMember):
             session.execute(delete(model).where(model.profile_id.in_(ids)))
         session.execute(delete(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.merged_id.in_(ids))))
         session.execute(delete(Separation).where(or_(Separation.profile_a.in_(ids), Separation.profile_b.in_(ids))))

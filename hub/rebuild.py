@@ -7,11 +7,12 @@ from sqlalchemy import delete, func, select, update
 
 from hub.drain import drain_batch
 from hub.privacy import ERASED
-from hub.models import PENDING, Activity, Identity, InboxRecord, Merge, Profile, Trait, utcnow
+from hub.models import (PENDING, Activity, Identity, InboxRecord, Merge, Profile, SegmentMember, StageStay, Trait,
+                        utcnow)
 from hub.runtime import Hub
 
 #: derived tables, children first; suppressions and sync cursors are not derived
-DERIVED = (Merge, Activity, Trait, Identity, Profile)
+DERIVED = (StageStay, SegmentMember, Merge, Activity, Trait, Identity, Profile)
 
 
 def reset(hub: Hub) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, tuple_, union, update
 
+from hub import evaluation
 from hub.models import Activity, Identity, InboxRecord, Merge, Profile, Separation, Trait, utcnow
 from hub.lookup import surviving
 from hub.pipeline import unify
@@ -50,4 +51,6 @@ def unmerge(hub, merged_id: str) -> tuple[str, str]:
         unified = [u for u in (unify(hub, r) for r in records) if u is not None]
         BatchWriter(session, hub.identity_rules, hub.config.traits.get("priority", {})).apply(unified)
         compute_metrics(session, list(both), utcnow())
+        if evaluation.enabled(hub.config):  # both histories replayed from their first fact
+            evaluation.evaluate(session, hub.config, both, utcnow(), full=both)
     return survivor, merged_id

@@ -5,9 +5,10 @@ from click.testing import CliRunner
 from hub.cli import main
 from tests.conftest import BUILT_IN_CONNECTORS
 
-COMMANDS = ["connectors", "db", "deliveries", "inbox", "profiles", "rebuild", "replay", "serve", "sync", "worker"]
+COMMANDS = ["connectors", "db", "deliveries", "inbox", "profiles", "rebuild", "replay", "segments", "serve", "sync",
+            "worker"]
 SUBCOMMANDS = {"connectors": ["check", "list"], "db": ["current", "upgrade"], "deliveries": ["replay"],
-               "inbox": ["stats"], "profiles": ["show", "unmerge"]}
+               "inbox": ["stats"], "profiles": ["show", "unmerge"], "segments": ["refresh"]}
 
 
 def test_hub_help_lists_every_command():

@@ -9,14 +9,14 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from hub.api import changes, privacy, profiles
+from hub.api import changes, privacy, profiles, segments, stats
 from hub.api.auth import BEARER_SCHEME, SECURITY_SCHEME
 from hub.api.errors import ErrorBodySchema
 
 PREFIX = "/api/v1"
 EXTENSION = "tributary.api"
 #: the resources, each a blueprint mounted under ``PREFIX``
-RESOURCES = (profiles.blueprint, privacy.blueprint, changes.blueprint)
+RESOURCES = (profiles.blueprint, privacy.blueprint, segments.blueprint, stats.blueprint, changes.blueprint)
 DESCRIPTION = (
     "Read the unified customer profiles of a Tributary hub. Authenticate with "
     "`Authorization: Bearer <token>` (tokens and their scopes are set in `api_tokens` of hub.yaml). "

@@ -32,7 +32,8 @@ class ChangeSchema(ma.Schema):
 
     id = fields.Integer(required=True)
     type = fields.String(required=True, metadata={
-        "description": "profile.created, profile.updated, profile.merged, profile.erased"})
+        "description": "profile.created, profile.updated, profile.merged, profile.erased, "
+                       "profile.stage_changed (data `{from, to}`), segment.entered, segment.exited (data `{segment}`)"})
     profile_id = fields.String(required=True, allow_none=True)
     data = fields.Dict(keys=fields.String(), required=True)
     created_at = fields.DateTime(required=True)

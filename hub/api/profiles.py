@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from hub import privacy
 from hub.api import queries
 from hub.api.auth import requires
-from hub.api.errors import ApiError, ApiBlueprint, not_found
+from hub.api.errors import ApiError, ApiBlueprint, bad_request, not_found
 from hub.api.schemas import (
     IdentityPageSchema,
     NoArgsSchema,
@@ -20,6 +20,7 @@ from hub.api.schemas import (
     TimelineArgsSchema,
     TimelinePageSchema,
 )
+from hub.api.segments import unknown_segment
 from hub.models import Profile
 from hub.runtime import current_hub
 
@@ -42,9 +43,8 @@ def list_profiles(args: Mapping[str, Any]) -> dict:
     keyset cursor, so a sync that keeps calling with `next_cursor` sees every change.
     """
     hub = current_hub()
-    if "segment" in args:  # refused rather than ignored: ignoring it would answer everyone
-        reason = "segment membership is not computed yet" if hub.config.segments else "segments are not configured"
-        raise ApiError(400, "bad_request", f"segment: {reason}")
+    if "segment" in args and args["segment"] not in hub.config.segments:  # ignoring it would answer everyone
+        raise bad_request("segment", unknown_segment(hub.config.segments))
     with hub.reader() as session:
         page = queries.profile_page(session, hub.identity_rules, args)
     return {"items": [queries.document(row) for row in page.rows], "next_cursor": page.next_cursor}

@@ -1,7 +1,7 @@
 """Reading profiles for the API: keyset pages and batched loading (no query per profile).
 
 A page of profiles, or one profile, is one query whatever its size: each profile row comes
-with its identities and traits aggregated as JSON by correlated subqueries.
+with its identities, traits and segments aggregated as JSON by correlated subqueries.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from hub.api.cursors import PROFILES, TIMELINE, decode_cursor, encode_cursor
 from hub.identity import IdentityRules
 from hub.lookup import parse_identifier
-from hub.models import Activity, Identity, Profile, Trait
+from hub.models import Activity, Identity, Profile, SegmentMember, Trait
 
 
 @dataclass
@@ -57,6 +57,8 @@ def profile_page(session: Session, rules: IdentityRules, args: Mapping[str, Any]
         params["stage"] = args["lifecycle_stage"]
     if args.get("updated_since") is not None:
         params["since"] = args["updated_since"]
+    if args.get("segment") is not None:
+        params["segment"] = args["segment"]
     if args.get("cursor") is not None:
         params["at"], params["key"] = decode_cursor(PROFILES, args["cursor"], str)
     query = _page_query(session.get_bind().dialect.name, len(pairs), *(name in params for name in FILTERS))
@@ -69,11 +71,11 @@ def profile_page(session: Session, rules: IdentityRules, args: Mapping[str, Any]
 
 
 #: the optional filters of a profile page, by parameter name
-FILTERS = ("stage", "since", "at")
+FILTERS = ("stage", "since", "segment", "at")
 
 
 @functools.cache
-def _page_query(dialect: str, identities: int, stage: bool, since: bool, after: bool) -> Select:
+def _page_query(dialect: str, identities: int, stage: bool, since: bool, segment: bool, after: bool) -> Select:
     """The page query for one combination of filters, built once (values are bound parameters)."""
     query = _documents_query(dialect).where(Profile.merged_into.is_(None))
     for n in range(identities):
@@ -83,6 +85,9 @@ def _page_query(dialect: str, identities: int, stage: bool, since: bool, after: 
         query = query.where(Profile.lifecycle_stage == bindparam("stage"))
     if since:
         query = query.where(Profile.updated_at >= bindparam("since"))
+    if segment:
+        query = query.where(Profile.id.in_(select(SegmentMember.profile_id).where(
+            SegmentMember.segment == bindparam("segment"))))
     if after:
         query = query.where(or_(Profile.updated_at > bindparam("at"),
                                 and_(Profile.updated_at == bindparam("at"), Profile.id > bindparam("key"))))
@@ -134,7 +139,7 @@ def _by_id_query(dialect: str) -> Select:
 
 
 def documents_query(session: Session) -> Select:
-    """SELECT profiles with their identities and traits as JSON lists (see :func:`document`)."""
+    """SELECT profiles with their identities, traits and segments as JSON lists (see :func:`document`)."""
     return _documents_query(session.get_bind().dialect.name)
 
 
@@ -148,8 +153,10 @@ def _documents_query(dialect: str) -> Select:
                   .where(Identity.profile_id == Profile.id).scalar_subquery())
     traits = (select(aggregate(array(Trait.name, as_json(Trait.value), Trait.source, Trait.observed_at)))
               .where(Trait.profile_id == Profile.id).scalar_subquery())
+    segments = (select(aggregate(SegmentMember.segment)).where(SegmentMember.profile_id == Profile.id)
+                .scalar_subquery())
     return select(*Profile.__table__.c, type_coerce(identities, JSON).label("identity_list"),
-                  type_coerce(traits, JSON).label("trait_list"))
+                  type_coerce(traits, JSON).label("trait_list"), type_coerce(segments, JSON).label("segment_list"))
 
 
 def document(row: Row, provenance: bool = False) -> dict:
@@ -163,7 +170,7 @@ def document(row: Row, provenance: bool = False) -> dict:
                                    for kind, value, source in identities])
 
 
-def _document(profile: Profile | Row, traits: dict, identities: list[dict]) -> dict:
+def _document(profile: Row, traits: dict, identities: list[dict]) -> dict:
     churn = None
     if profile.churn_risk is not None:  # the store keeps the score only, not yet its factors
         churn = {"score": profile.churn_risk, "factors": []}
@@ -175,7 +182,7 @@ def _document(profile: Profile | Row, traits: dict, identities: list[dict]) -> d
         "lead_score": profile.lead_score,
         "churn_risk": churn,
         "metrics": profile.metrics or {},
-        "segments": [],  # no segment membership is computed yet
+        "segments": sorted(profile.segment_list or ()),
         "created_at": profile.created_at,
         "updated_at": profile.updated_at,
     }

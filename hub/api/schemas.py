@@ -56,7 +56,7 @@ class ProfileListArgsSchema(PageArgsSchema):
     phone = text(64, "A phone number in any format; compared in E.164 (default region from config)")
     identifier = text(400, "`TYPE:VALUE`, e.g. `shopify_customer_id:101` (a bare e-mail or phone also works)")
     lifecycle_stage = text(32, "Profiles currently in this lifecycle stage")
-    segment = text(64, "Segment name (answers 400 while no segments are configured)")
+    segment = text(64, "Profiles in this segment now: a configured segment name (any other answers 400)")
     updated_since = UTCDateTime(metadata={"description": "Profiles updated at or after this ISO 8601 time "
                                                          "(UTC when no offset is given)"})
 

@@ -8,7 +8,7 @@ from hub.api import auth
 from tests.api.conftest import ADMIN_ONLY_TOKEN, OPS_TOKEN, READ_TOKEN, TOKENS, rec
 
 ENDPOINTS = ["/api/v1/profiles", "/api/v1/profiles/{id}", "/api/v1/profiles/{id}/timeline",
-             "/api/v1/profiles/{id}/identities"]
+             "/api/v1/profiles/{id}/identities", "/api/v1/segments", "/api/v1/stats/lifecycle"]
 UNAUTHORIZED = {"error": {"code": "unauthorized",
                           "message": "a valid bearer token is required (Authorization: Bearer <token>)"}}
 
@@ -113,7 +113,7 @@ def test_the_document_is_public_and_declares_the_bearer_scheme(api):
         "description": "A token from `api_tokens` in hub.yaml: `Authorization: Bearer <token>`"}}
     operations = [op for item in spec["paths"].values() for op in item.values() if isinstance(op, dict)
                   and "responses" in op]
-    assert len(operations) == 7
+    assert len(operations) == 10
     for operation in operations:
         assert operation["security"] == [{"bearerAuth": []}]
         assert {"401", "403"} <= set(operation["responses"])

@@ -8,7 +8,8 @@ def test_the_document_names_the_api_and_its_operations(api):
     assert sorted(spec["paths"]) == ["/api/v1/changes", "/api/v1/profiles", "/api/v1/profiles/{profile_id}",
                                      "/api/v1/profiles/{profile_id}/export",
                                      "/api/v1/profiles/{profile_id}/identities",
-                                     "/api/v1/profiles/{profile_id}/timeline"]
+                                     "/api/v1/profiles/{profile_id}/timeline", "/api/v1/segments",
+                                     "/api/v1/segments/{name}/members", "/api/v1/stats/lifecycle"]
     listing = spec["paths"]["/api/v1/profiles"]["get"]
     assert [p["name"] for p in listing["parameters"]] == [
         "limit", "cursor", "email", "phone", "identifier", "lifecycle_stage", "segment", "updated_since"]

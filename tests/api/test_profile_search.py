@@ -178,15 +178,16 @@ def test_a_segment_filter_is_refused_while_none_is_configured(api, ana):
     response = api.get("/api/v1/profiles", segment="vip")
     assert response.status_code == 400
     assert response.get_json() == {"error": {"code": "bad_request",
-                                             "message": "segment: segments are not configured"}}
+                                             "message": "segment: no segments are configured"}}
 
 
-def test_a_segment_filter_is_refused_while_membership_is_not_computed(make_app):
+def test_an_unknown_segment_is_refused_naming_the_configured_ones(make_app):
     from tests.api.conftest import TOKENS, ApiClient
 
-    client = ApiClient(make_app(api_tokens=TOKENS, segments={"vip": {"orders_count": {"gte": 5}}}))
-    assert client.get("/api/v1/profiles", segment="vip").get_json() == {"error": {
-        "code": "bad_request", "message": "segment: segment membership is not computed yet"}}
+    client = ApiClient(make_app(api_tokens=TOKENS, segments={"vip": {"metric": "orders_count", "gte": 5},
+                                                             "buyers": {"metric": "orders_count", "gte": 1}}))
+    assert client.get("/api/v1/profiles", segment="vipp").get_json() == {"error": {
+        "code": "bad_request", "message": "segment: unknown segment (configured: buyers, vip)"}}
 
 
 @pytest.mark.parametrize("params, message", [

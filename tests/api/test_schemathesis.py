@@ -12,17 +12,18 @@ from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.api.conftest import OPS_TOKEN, TOKENS, act, rec
+from hub import evaluation
+from tests.api.conftest import OPS_TOKEN, T0, TOKENS, act, rec
 
 AUTH = {"Authorization": f"Bearer {OPS_TOKEN}"}  # read and admin: every operation can succeed
-#: values only the server can mint (a cursor) or not available yet (segments): schema-valid yet refused
+#: values only the server can mint (a cursor) or that must name a configured segment: schema-valid yet refused
 SERVER_MINTED = {"cursor", "segment"}
 MAX_EXAMPLES = 20
 
 
 @pytest.fixture
 def served(make_app, store):
-    """The app with a live profile (traits, activities) and a merged-away one."""
+    """The app with a live profile (traits, activities, a stage, a segment) and a merged-away one."""
     store.write(rec("shopify", ("email", "gus@example.com"), ("shopify_customer_id", "g-1"), at=0,
                     traits={"first_name": "Gus", "address": {"city": "Porto"}},
                     activities=[act("order.placed", "o-1", 1, amount="12.00", currency="EUR"),
@@ -31,8 +32,13 @@ def served(make_app, store):
     merged = store.profile_of("website_anonymous_id", "anon-g")
     store.write(rec("website", ("website_anonymous_id", "anon-g"), ("email", "gus@example.com"), at=3))
     live = store.profile_of("email", "gus@example.com")
-    store.pin(live, lifecycle_stage="customer", lead_score=61.0, churn_risk=0.4)
-    return make_app(api_tokens=TOKENS), live, merged
+    app = make_app(api_tokens=TOKENS, lifecycle={"preset": "standard"},
+                   segments={"buyers": {"rule": {"stage": "conversion"}, "description": "Bought once"}})
+    hub = app.extensions["tributary"]
+    with hub.session.begin() as session:
+        evaluation.evaluate(session, hub.config, [live], T0, full=[live])
+    store.pin(live, lead_score=61.0, churn_risk=0.4)
+    return app, live, merged
 
 
 def run_operation(operation, mode, path_parameters):
@@ -58,9 +64,11 @@ def test_every_operation_conforms_to_the_document(served, mode):
     app, live, merged = served
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 10
     operations.sort(key=lambda operation: operation.method == "delete")  # erase last: reads see live data
     for operation in operations:
-        has_id = any(p.name == "profile_id" for p in operation.path_parameters)
-        for fixed in ([{"profile_id": live}, {"profile_id": merged}, None] if has_id else [None]):
+        names = {p.name for p in operation.path_parameters}
+        fixed_values = ([{"profile_id": live}, {"profile_id": merged}, None] if "profile_id" in names
+                        else [{"name": "buyers"}, None] if "name" in names else [None])
+        for fixed in fixed_values:
             run_operation(operation, mode, fixed)
