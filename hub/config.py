@@ -66,6 +66,13 @@ class InboxSettingsSchema(Schema):
     linger_seconds = fields.Float(load_default=0.02, validate=validate.Range(min=0, max=5))
 
 
+class ChangeFeedSettingsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    retention_days = fields.Integer(load_default=30, allow_none=True, validate=validate.Range(min=1))
+
+
 class IdentitySettingsSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -127,6 +134,7 @@ class HubConfigSchema(Schema):
     plugins = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
     webhooks = fields.Nested(WebhookSettingsSchema, load_default=lambda: WebhookSettingsSchema().load({}))
     inbox = fields.Nested(InboxSettingsSchema, load_default=lambda: InboxSettingsSchema().load({}))
+    changes = fields.Nested(ChangeFeedSettingsSchema, load_default=lambda: ChangeFeedSettingsSchema().load({}))
     identity = fields.Nested(IdentitySettingsSchema, load_default=lambda: IdentitySettingsSchema().load({}))
     traits = fields.Nested(TraitSettingsSchema, load_default=lambda: TraitSettingsSchema().load({}))
     lifecycle = fields.Nested(LifecycleSchema, load_default=Lifecycle)
@@ -156,6 +164,7 @@ class Config:
     plugins: list[str] = field(default_factory=list)
     webhooks: dict = field(default_factory=dict)
     inbox: dict = field(default_factory=dict)
+    changes: dict = field(default_factory=lambda: {"retention_days": 30})
     identity: dict = field(default_factory=dict)
     traits: dict = field(default_factory=dict)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)

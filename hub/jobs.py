@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hub import drain as draining
-from hub import inbox, outbound
+from hub import feed, inbox, outbound
 from hub.runtime import current_hub
 
 
@@ -22,7 +22,8 @@ def deliver() -> int:
 
 
 def sweep() -> bool:
-    """Re-signal the workers if due rows wait in the inbox or outbound work is due; return whether any is."""
+    """Re-signal the workers if due rows wait in the inbox or outbound work is due (return whether any
+    is); prune the change feed past its retention now and then."""
     hub = current_hub()
     with hub.session() as session:
         due = inbox.has_due(session)
@@ -31,4 +32,5 @@ def sweep() -> bool:
         hub.signal_drain()
     if sending:
         hub.signal_deliver()
+    feed.prune_if_due(hub)
     return due or sending

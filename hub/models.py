@@ -222,7 +222,17 @@ class Change(Base):
     type: Mapped[str] = mapped_column(String(64))
     profile_id: Mapped[str | None] = mapped_column(String(36), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class FeedHorizon(Base):
+    """How far the change feed was pruned (one row): changes up to ``pruned_through`` are gone."""
+
+    __tablename__ = "feed_horizon"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    pruned_through: Mapped[int] = mapped_column(BigId, default=0)
+    pruned_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class OutboundSubscription(Base):

@@ -8,7 +8,8 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 
 from hub.api.auth import requires
-from hub.api.errors import ApiBlueprint
+from hub import feed
+from hub.api.errors import ApiBlueprint, ApiError
 from hub.api.schemas import DEFAULT_LIMIT, MAX_LIMIT
 from hub.models import Change
 from hub.runtime import current_hub
@@ -51,15 +52,22 @@ class ChangePageSchema(ma.Schema):
 @requires("read")
 @blueprint.arguments(ChangeArgsSchema, location="query")
 @blueprint.response(200, ChangePageSchema)
+@blueprint.alt_response(410, "GONE")
 def list_changes(args: Mapping[str, Any]) -> dict:
     """Read the change feed
 
     Ordered and gap-free: changes are numbered in commit order, so a reader that keeps
-    asking for what comes `after` the last change it read misses nothing.
+    asking for what comes `after` the last change it read misses nothing. Changes older
+    than the retention are pruned: asking for the changes after one older than the last
+    pruned answers 410 (`cursor_expired`), since some are gone.
     """
     with current_hub().reader() as session:
         rows = session.scalars(select(Change).where(Change.id > args["after"]).order_by(Change.id)
                                .limit(args["limit"] + 1)).all()
+        pruned = feed.horizon(session)  # read after the rows: a prune meanwhile is seen
+    if 0 < args["after"] < pruned:
+        raise ApiError(410, "cursor_expired", f"the changes up to {pruned} were pruned (retention); "
+                                              "read again from after=0 and resynchronise")
     more = len(rows) > args["limit"]
     rows = rows[:args["limit"]]
     items = [{"id": c.id, "type": c.type, "profile_id": c.profile_id, "data": c.data, "created_at": c.created_at}
