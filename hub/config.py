@@ -17,7 +17,7 @@ import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from hub.lifecycle import Lifecycle, LifecycleSchema
-from hub.segments import NAME as SEGMENT_NAME, Segment, SegmentField, unknown_stages
+from hub.segments import NAME as SEGMENT_NAME, Segment, SegmentField, Trigger, unknown_stages
 from hub.signing import PREFIX as SECRET_PREFIX, decode_secret
 
 DEFAULT_DATABASE_URL = "sqlite:///tributary.db"
@@ -139,7 +139,9 @@ class HubConfigSchema(Schema):
     traits = fields.Nested(TraitSettingsSchema, load_default=lambda: TraitSettingsSchema().load({}))
     lifecycle = fields.Nested(LifecycleSchema, load_default=Lifecycle)
     segments = fields.Dict(keys=fields.String(validate=SEGMENT_NAME), values=SegmentField(), load_default=dict)
-    triggers = fields.Dict(load_default=dict)
+    triggers = fields.Dict(keys=fields.String(validate=SEGMENT_NAME), values=SegmentField(), load_default=dict)
+    #: how often (per process) the sweeper re-evaluates every profile when a rule reads the clock; null: never
+    segments_refresh_minutes = fields.Integer(load_default=60, allow_none=True, validate=validate.Range(min=1))
     outbound = fields.List(fields.Nested(OutboundSubscriptionSchema), load_default=list)
 
 
@@ -169,7 +171,8 @@ class Config:
     traits: dict = field(default_factory=dict)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     segments: dict[str, Segment] = field(default_factory=dict)
-    triggers: dict = field(default_factory=dict)
+    triggers: dict[str, Trigger] = field(default_factory=dict)
+    segments_refresh_minutes: int | None = 60
     outbound: list[dict] = field(default_factory=list)
 
     @property
@@ -253,6 +256,7 @@ def validate_config(tree: Mapping, connector_schemas: Mapping[str, type[Schema]]
             if name in names[:i]:
                 problems[f"outbound[{i}].name"] = f"{name} is already the name of outbound[{names.index(name)}]"
         problems.update(unknown_stages(data["segments"], data["lifecycle"]))
+        problems.update(unknown_stages(data["triggers"], data["lifecycle"], "triggers"))
     if data is None or problems:
         raise ConfigError(problems, source)
     data["connectors"] = connectors

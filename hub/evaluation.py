@@ -1,36 +1,74 @@
-"""Computing lifecycle stages and segment membership of a set of profiles, set-based.
+"""Computing lifecycle stages, segment membership and triggers of a set of profiles, set-based.
 
 Runs right after a batch is written (``hub.pipeline``), after an unmerge, and for
-``hub segments refresh``. For all the profiles at once it loads, in a few queries per 500
-profiles, what the rules read (identities, traits, activities), the stage history and the
-memberships; replays each profile from the earliest fact the batch brought (the history
-before it cannot have changed; a profile the batch brought nothing the rules read is only
-judged again at the current time); and writes only the differences, with their change-feed
-entries, under the feed lock. A merged-away profile's stay closes at the merge and it
-leaves its segments; the survivor is replayed from its first fact.
+``hub segments refresh`` (by hand, or from the sweeper every ``segments_refresh_minutes`` when
+a rule reads the clock). For all the profiles at once it loads, in a few queries per 500
+profiles, what the rules read (identities, traits, activities), the stage history, the
+memberships and the trigger matches; replays each profile from the earliest fact the batch
+brought (the history before it cannot have changed; a profile the batch brought nothing the
+rules read is only judged again at the current time); and writes only the differences, with
+their change-feed entries, under the feed lock. A merged-away profile's stay closes at the
+merge, it leaves its segments and its trigger matches are dropped; the survivor is replayed
+from its first fact.
+
+A trigger is edge-triggered: it fires (``trigger.fired``) when an evaluation finds its rule
+holding for a profile and ``trigger_matches`` has no row for it (the row is made then), and
+forgets the match silently when the rule stops holding; so it fires once per start of a
+match, as a segment is entered once. A match that begins and ends between two evaluations
+(within one batch) does not fire.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from time import monotonic
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
-from sqlalchemy import delete, func, null, select
+from sqlalchemy import Table, delete, func, null, select
 from sqlalchemy.orm import Session
 
 from hub import bulk
 from hub.config import Config
 from hub.lifecycle import Stay, current_stage, replay
-from hub.models import Activity, Change, Identity, Profile, SegmentMember, StageStay, Trait, utcnow
+from hub.models import (Activity, Change, Identity, Profile, SegmentMember, StageStay, Trait, TriggerMatch,
+                        utcnow)
 from hub.profiles import BatchOutcome, feed_lock
 from hub.rules import Facts, Needs
-from hub.segments import membership
+from hub.segments import Segment, membership
 from hub.unified import UnifiedRecord
 
 CHUNK = 500
 #: the start of a replay when no fact is new: nothing is replayed, only the clock moved
 NO_NEW_FACTS = datetime.max.replace(tzinfo=timezone.utc)
+_last_refreshed = {"at": float("-inf")}
+
+
+@dataclass(frozen=True, eq=False)
+class Held:
+    """A table of the profiles each named rule holds for, since when: segment members, trigger matches."""
+
+    #: the configuration section of the rules (``segments``, ``triggers``)
+    section: str
+    table: Table
+    #: the column naming the segment or trigger, and the one with the time its rule began to hold
+    name: str
+    since: str
+    #: the change written when the rule begins to hold, and when it stops (None: none)
+    entered: str
+    left: str | None
+    #: the profile's JSON lists them (``segments``)
+    shown: bool
+
+    def rules(self, config: Config) -> Mapping[str, Segment]:
+        """The configured segments or triggers."""
+        return getattr(config, self.section)
+
+
+SEGMENTS = Held("segments", SegmentMember.__table__, "segment", "entered_at", "segment.entered", "segment.exited",
+                shown=True)
+TRIGGERS = Held("triggers", TriggerMatch.__table__, "trigger", "matched_at", "trigger.fired", None, shown=False)
+HELD = (SEGMENTS, TRIGGERS)
 
 
 @dataclass(frozen=True)
@@ -44,8 +82,17 @@ class Arrivals:
 
 
 def enabled(config: Config) -> bool:
-    """True when lifecycle stages or segments are configured."""
-    return bool(config.lifecycle.stages or config.segments)
+    """True when lifecycle stages, segments or triggers are configured."""
+    return bool(config.lifecycle.stages or config.segments or config.triggers)
+
+
+def needs(config: Config) -> Needs:
+    """What the configured stage, segment and trigger rules read."""
+    found = Needs()
+    for rule in [s.rule for s in config.lifecycle.stages] + [
+            s.rule for held in HELD for s in held.rules(config).values()]:
+        found.add(rule)
+    return found
 
 
 def after_batch(hub, session: Session, records: Sequence[UnifiedRecord], outcome: BatchOutcome) -> None:
@@ -77,9 +124,8 @@ def evaluate(session: Session, config: Config, profiles: Iterable[str], now: dat
     ``merges`` maps merged-away profiles to the time of their merge. With ``skip_locked``
     (PostgreSQL) profiles a running batch holds are left to that batch.
     """
-    needs = Needs()
-    for rule in [s.rule for s in config.lifecycle.stages] + [s.rule for s in config.segments.values()]:
-        needs.add(rule)
+    reads = needs(config)
+    kinds = [held for held in HELD if held.rules(config)]
     writes = _Writes()
     for chunk in chunks(sorted(set(profiles))):
         query = select(Profile.id, Profile.lifecycle_stage, Profile.created_at).where(
@@ -88,22 +134,22 @@ def evaluate(session: Session, config: Config, profiles: Iterable[str], now: dat
             query = query.with_for_update(skip_locked=True)
         rows = {row.id: row for row in session.execute(query.order_by(Profile.id))}
         live = sorted(rows)
-        facts, fresh = load_facts(session, live, needs, arrivals)
-        stays, members = _load_state(session, live)
+        facts, fresh = load_facts(session, live, reads, arrivals)
+        stays, held = _load_state(session, live, kinds)
         for profile in live:
             facts[profile].created_at = created = rows[profile].created_at
             if arrivals is not None and created >= arrivals.since:  # new in this batch
                 fresh[profile] = min(fresh.get(profile, created), created)
             start = None if profile in full else fresh.get(profile, NO_NEW_FACTS)
             _evaluate_one(config, profile, rows[profile].lifecycle_stage, facts[profile], stays[profile],
-                          members[profile], start, now, writes)
+                          {kind: held[kind][profile] for kind in kinds}, start, now, writes)
     if merges:
         _leave(session, sorted(merges.items()), writes)
     return writes.flush(session, now)
 
 
 def _evaluate_one(config: Config, profile: str, stored_stage: str | None, facts: Facts,
-                  stays: list[tuple[int, Stay]], members: dict[str, datetime],
+                  stays: list[tuple[int, Stay]], held: Mapping[Held, dict[str, datetime]],
                   start: datetime | None, now: datetime, writes: "_Writes") -> None:
     new_stays, stages = replay(config.lifecycle, facts, [s for _, s in stays], start)
     stage = current_stage(new_stays)
@@ -116,26 +162,27 @@ def _evaluate_one(config: Config, profile: str, stored_stage: str | None, facts:
         elif exited_at != stay.exited_at:
             writes.update_stays.append({"id": row, "exited_at": stay.exited_at})
     writes.delete_stays.extend(row for row, _ in stored.values())
-    changes = len(writes.changes)
-    if stage != stored_stage:
+    shown = stage != stored_stage  # the profile's JSON changed: list searches by update time see it again
+    if shown:
         writes.change(profile, "profile.stage_changed", {"from": stored_stage, "to": stage})
-    for name, segment in sorted(config.segments.items()):
-        since = members.get(name)
-        entered = membership(segment, facts, stages, stage, since, start, now)
-        if entered is None and since is not None:
-            writes.delete_members.append((name, profile))
-            writes.change(profile, "segment.exited", {"segment": name})
-        elif entered is not None and since is None:
-            writes.insert_members.append({"segment": name, "profile_id": profile, "entered_at": entered})
-            writes.change(profile, "segment.entered", {"segment": name})
-        elif entered is not None and entered != since:
-            writes.update_members.append({"segment": name, "profile_id": profile, "entered_at": entered})
-    if len(writes.changes) > changes:  # its JSON changed: list searches by update time see it again
+    for kind, since_of in held.items():
+        for name, rule in sorted(kind.rules(config).items()):
+            since = since_of.get(name)
+            began = membership(rule, facts, stages, stage, since, start, now)
+            if began is not None and since is None:
+                writes.enter(kind, name, profile, began)
+            elif began is None and since is not None:
+                writes.leave(kind, name, profile)
+            elif began != since:  # a late fact moved the start
+                writes.held[kind].update.append({kind.name: name, "profile_id": profile, kind.since: began})
+            shown = shown or kind.shown and (began is None) != (since is None)
+    if shown:
         writes.profiles.append({"id": profile, "lifecycle_stage": stage, "updated_at": now})
 
 
 def _leave(session: Session, merges: list[tuple[str, datetime]], writes: "_Writes") -> None:
-    """Merged-away profiles: close their open stay at the merge, leave every segment."""
+    """Merged-away profiles: close their open stay at the merge, leave every segment, drop every
+    trigger match."""
     for chunk in chunks(merges):
         at = dict(chunk)
         for row, profile, entered_at in session.execute(select(StageStay.id, StageStay.profile_id,
@@ -143,11 +190,11 @@ def _leave(session: Session, merges: list[tuple[str, datetime]], writes: "_Write
                 _among(session, StageStay.profile_id, list(at)), StageStay.exited_at.is_(None))):
             writes.update_stays.append({"id": row, "exited_at": max(at[profile], entered_at)})
         writes.merged.extend({"id": profile, "lifecycle_stage": None} for profile in at)
-        for segment, profile in session.execute(select(SegmentMember.segment, SegmentMember.profile_id).where(
-                _among(session, SegmentMember.profile_id, list(at)))
-                .order_by(SegmentMember.profile_id, SegmentMember.segment)):
-            writes.delete_members.append((segment, profile))
-            writes.change(profile, "segment.exited", {"segment": segment})
+        for kind in HELD:
+            table = kind.table
+            for name, profile in session.execute(select(table.c[kind.name], table.c.profile_id).where(
+                    _among(session, table.c.profile_id, list(at))).order_by(table.c.profile_id, table.c[kind.name])):
+                writes.leave(kind, name, profile)
 
 
 def load_facts(session: Session, profiles: Sequence[str], needs: Needs,
@@ -195,21 +242,33 @@ def load_facts(session: Session, profiles: Sequence[str], needs: Needs,
     return facts, fresh
 
 
-def _load_state(session: Session, profiles: Sequence[str]) -> tuple[dict, dict]:
-    """The stays (with their row ids) and the memberships of these profiles."""
+def _load_state(session: Session, profiles: Sequence[str], kinds: Sequence[Held]) -> tuple[dict, dict]:
+    """The stays (with their row ids) of these profiles, and per kind (segments, triggers) and
+    profile the names held with their times."""
     stays: dict[str, list[tuple[int, Stay]]] = {p: [] for p in profiles}
-    members: dict[str, dict[str, datetime]] = {p: {} for p in profiles}
+    held: dict[Held, dict[str, dict[str, datetime]]] = {kind: {p: {} for p in profiles} for kind in kinds}
     if profiles:
         history = StageStay.__table__
         for row, profile, stage, entered_at, exited_at in session.execute(select(
                 history.c.id, history.c.profile_id, history.c.stage, history.c.entered_at, history.c.exited_at)
                 .where(_among(session, history.c.profile_id, profiles))):
             stays[profile].append((row, Stay(stage, entered_at, exited_at)))
-        for segment, profile, entered_at in session.execute(select(
-                SegmentMember.segment, SegmentMember.profile_id, SegmentMember.entered_at)
-                .where(_among(session, SegmentMember.profile_id, profiles))):
-            members[profile][segment] = entered_at
-    return stays, members
+        for kind in kinds:
+            table = kind.table
+            for name, profile, since in session.execute(select(
+                    table.c[kind.name], table.c.profile_id, table.c[kind.since])
+                    .where(_among(session, table.c.profile_id, profiles))):
+                held[kind][profile][name] = since
+    return stays, held
+
+
+@dataclass
+class _Rows:
+    """The rows of one :class:`Held` table to insert, update and delete (``(name, profile)``)."""
+
+    insert: list[dict] = field(default_factory=list)
+    update: list[dict] = field(default_factory=list)
+    delete: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Writes:
@@ -219,9 +278,7 @@ class _Writes:
         self.insert_stays: list[dict] = []
         self.update_stays: list[dict] = []
         self.delete_stays: list[int] = []
-        self.insert_members: list[dict] = []
-        self.update_members: list[dict] = []
-        self.delete_members: list[tuple[str, str]] = []
+        self.held = {kind: _Rows() for kind in HELD}
         #: surviving profiles whose stage or segments changed; merged-away ones (no stage any more)
         self.profiles: list[dict] = []
         self.merged: list[dict] = []
@@ -231,23 +288,36 @@ class _Writes:
         """Queue a change-feed entry."""
         self.changes.append({"type": kind, "profile_id": profile, "data": data})
 
+    def enter(self, kind: Held, name: str, profile: str, since: datetime) -> None:
+        """The rule ``name`` began to hold for ``profile``: a segment is entered, a trigger fires."""
+        self.held[kind].insert.append({kind.name: name, "profile_id": profile, kind.since: since})
+        self.change(profile, kind.entered, {kind.name: name})
+
+    def leave(self, kind: Held, name: str, profile: str) -> None:
+        """The rule ``name`` no longer holds for ``profile`` (or the profile was merged away)."""
+        self.held[kind].delete.append((name, profile))
+        if kind.left:
+            self.change(profile, kind.left, {kind.name: name})
+
     def flush(self, session: Session, now: datetime) -> int:
         """Write everything; return the number of changes."""
         connection = session.connection()
         dialect = connection.dialect.name
-        stays, members, profiles = StageStay.__table__, SegmentMember.__table__, Profile.__table__
+        stays, profiles = StageStay.__table__, Profile.__table__
         if self.delete_stays:
             connection.execute(delete(stays).where(bulk.among(dialect, stays.c.id, self.delete_stays)))
         bulk.update(connection, stays, self.update_stays, keys=["id"], values=["exited_at"])
         bulk.insert(connection, stays, self.insert_stays)
-        leaving: dict[str, list[str]] = defaultdict(list)
-        for segment, profile in self.delete_members:
-            leaving[segment].append(profile)
-        for segment, ids in sorted(leaving.items()):
-            connection.execute(delete(members).where(members.c.segment == segment,
-                                                     bulk.among(dialect, members.c.profile_id, ids)))
-        bulk.update(connection, members, self.update_members, keys=["segment", "profile_id"], values=["entered_at"])
-        bulk.insert(connection, members, self.insert_members)
+        for kind, rows in self.held.items():
+            table = kind.table
+            leaving: dict[str, list[str]] = defaultdict(list)
+            for name, profile in rows.delete:
+                leaving[name].append(profile)
+            for name, ids in sorted(leaving.items()):
+                connection.execute(delete(table).where(table.c[kind.name] == name,
+                                                       bulk.among(dialect, table.c.profile_id, ids)))
+            bulk.update(connection, table, rows.update, keys=[kind.name, "profile_id"], values=[kind.since])
+            bulk.insert(connection, table, rows.insert)
         bulk.update(connection, profiles, self.profiles, keys=["id"], values=["lifecycle_stage", "updated_at"])
         bulk.update(connection, profiles, self.merged, keys=["id"], values=["lifecycle_stage"])
         if self.changes:
@@ -276,6 +346,16 @@ def refresh(hub, full: bool = False, progress: Callable[[int], None] = lambda n:
         after = ids[-1]
         seen += len(ids)
         progress(len(ids))
+
+
+def refresh_if_due(hub) -> int:
+    """:func:`refresh`, at most once every ``segments_refresh_minutes`` in this process (the sweeper
+    calls it), and only when a segment or trigger rule reads the clock; return the changes written."""
+    minutes = hub.config.segments_refresh_minutes
+    if minutes is None or monotonic() - _last_refreshed["at"] < minutes * 60 or not needs(hub.config).clock:
+        return 0
+    _last_refreshed["at"] = monotonic()
+    return refresh(hub)[1]
 
 
 def chunks(items: Sequence, size: int = CHUNK) -> Iterable[list]:

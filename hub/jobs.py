@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hub import drain as draining
-from hub import feed, inbox, outbound
+from hub import evaluation, feed, inbox, outbound
 from hub.runtime import current_hub
 
 
@@ -23,7 +23,8 @@ def deliver() -> int:
 
 def sweep() -> bool:
     """Re-signal the workers if due rows wait in the inbox or outbound work is due (return whether any
-    is); prune the change feed past its retention now and then."""
+    is); prune the change feed past its retention now and then; re-evaluate time-based segments and
+    triggers every ``segments_refresh_minutes``."""
     hub = current_hub()
     with hub.session() as session:
         due = inbox.has_due(session)
@@ -33,4 +34,6 @@ def sweep() -> bool:
     if sending:
         hub.signal_deliver()
     feed.prune_if_due(hub)
+    if evaluation.refresh_if_due(hub) and outbound.subscriptions(hub):  # send the refresh's changes
+        hub.signal_deliver()
     return due or sending

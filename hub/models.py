@@ -301,3 +301,13 @@ class SegmentMember(Base):
     segment: Mapped[str] = mapped_column(String(64), primary_key=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), primary_key=True, index=True)
     entered_at: Mapped[datetime]
+
+
+class TriggerMatch(Base):
+    """A profile a trigger's rule holds for, since ``matched_at``; the trigger fired when the row was made."""
+
+    __tablename__ = "trigger_matches"
+
+    trigger: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), primary_key=True, index=True)
+    matched_at: Mapped[datetime]

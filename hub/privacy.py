@@ -1,7 +1,8 @@
 """Privacy: everything held on a person (export), and erasing it for good.
 
 An erased person leaves no personal data behind: their profiles (the survivor and every
-profile merged into it), identities, traits, activities, merges and separations are
+profile merged into it), identities, traits, activities, stage history, segment memberships,
+trigger matches, merges and separations are
 deleted, and every inbox record about them is scrubbed (body, headers and error emptied,
 key replaced, status ``erased``). Hashed suppressions of their identifiers and profile ids
 stay, so a later record carrying one of those identifiers creates nothing (and is
@@ -26,7 +27,7 @@ from hub.db import upsert_insert
 from hub.identity import identifier_hash
 from hub.lookup import surviving
 from hub.models import (Activity, Change, Identity, InboxRecord, Merge, Profile, SegmentMember, Separation, StageStay,
-                        Suppression, Trait, utcnow)
+                        Suppression, Trait, TriggerMatch, utcnow)
 from hub.profiles import feed_lock, lock_identifiers
 
 #: inbox status of a scrubbed record: nothing left to process or rebuild from
@@ -125,7 +126,7 @@ def erase(hub, profile_id: str) -> bool:
                         .on_conflict_do_nothing(index_elements=["identifier_hash"]),
                         [{"identifier_hash": h, "created_at": now} for h in hashes])
         ids = person.profile_ids
-        for model in (Activity, Trait, Identity, StageStay, SegmentMember):
+        for model in (Activity, Trait, Identity, StageStay, SegmentMember, TriggerMatch):
             session.execute(delete(model).where(model.profile_id.in_(ids)))
         session.execute(delete(Merge).where(or_(Merge.survivor_id.in_(ids), Merge.merged_id.in_(ids))))
         session.execute(delete(Separation).where(or_(Separation.profile_a.in_(ids), Separation.profile_b.in_(ids))))

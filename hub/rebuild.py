@@ -1,4 +1,9 @@
-"""``hub rebuild``: drop everything derived from the inbox and replay it, in inbox order."""
+"""``hub rebuild``: drop everything derived from the inbox and replay it, in inbox order.
+
+The change feed is not derived: the replay appends its changes again (``profile.created``,
+``segment.entered``, ``trigger.fired``, ...) under the same profile ids (they derive from the
+inbox rows), as each replayed batch finds them.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -8,11 +13,11 @@ from sqlalchemy import delete, func, select, update
 from hub.drain import drain_batch
 from hub.privacy import ERASED
 from hub.models import (PENDING, Activity, Identity, InboxRecord, Merge, Profile, SegmentMember, StageStay, Trait,
-                        utcnow)
+                        TriggerMatch, utcnow)
 from hub.runtime import Hub
 
 #: derived tables, children first; suppressions and sync cursors are not derived
-DERIVED = (StageStay, SegmentMember, Merge, Activity, Trait, Identity, Profile)
+DERIVED = (StageStay, SegmentMember, TriggerMatch, Merge, Activity, Trait, Identity, Profile)
 
 
 def reset(hub: Hub) -> int:

@@ -256,6 +256,8 @@ class Needs:
     metrics: bool = False
     #: activity properties are read (``where``)
     properties: bool = False
+    #: the clock is read (``within_days``): the rules' verdicts change as time passes
+    clock: bool = False
 
     def add(self, rule: Rule) -> "Needs":
         """Add what ``rule`` reads; return self."""
@@ -263,6 +265,7 @@ class Needs:
             if isinstance(node, Did):
                 self.activity_types.add(node.type)
                 self.properties = self.properties or bool(node.where)
+                self.clock = self.clock or node.within_days is not None
             elif isinstance(node, HasIdentity):
                 self.identity_types.add(node.type)
             elif isinstance(node, Compare) and node.source == "trait":

@@ -4,6 +4,9 @@
 Membership is kept in ``segment_members`` with the time the profile entered; entering and
 leaving are written to the change feed (``segment.entered`` / ``segment.exited``). Rules with
 ``within_days`` change as time passes: ``hub segments refresh`` re-evaluates every profile.
+
+Triggers (``triggers:``, the same two forms) are named rules too: one fires (``trigger.fired``)
+each time a profile starts to meet its rule; ``trigger_matches`` holds who meets it now.
 """
 from __future__ import annotations
 
@@ -31,6 +34,10 @@ class Segment:
     rule_key: str = ""
 
 
+#: a trigger is configured like a segment: ``NAME: RULE`` or ``NAME: {rule, description}``
+Trigger = Segment
+
+
 class _SegmentSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -49,14 +56,16 @@ class SegmentField(fields.Field):
         return Segment(parse_rule(value))
 
 
-def unknown_stages(segments: Mapping[str, Segment], lifecycle: Lifecycle) -> dict[str, str]:
-    """Problems (config key -> reason) of ``stage`` conditions naming no configured stage."""
+def unknown_stages(segments: Mapping[str, Segment], lifecycle: Lifecycle,
+                   section: str = "segments") -> dict[str, str]:
+    """Problems (config key -> reason) of ``stage`` conditions naming no configured stage
+    (in the segments, or the triggers with ``section="triggers"``)."""
     problems = {}
     known = lifecycle.names
     for name, segment in segments.items():
         for path, node in walk(segment.rule, segment.rule_key):
             if isinstance(node, InStage) and node.stage not in known:
-                key = ".".join(part for part in (f"segments.{name}", path, "stage") if part)
+                key = ".".join(part for part in (f"{section}.{name}", path, "stage") if part)
                 problems[key] = (f"unknown stage {node.stage} (stages: {', '.join(known)})" if known
                                  else "no lifecycle stages are configured")
     return problems
@@ -92,7 +101,7 @@ def register_cli(main: click.Group) -> None:
     @click.option("--full", is_flag=True, help="Replay every profile's whole history (after the lifecycle "
                                                "or segment rules changed).")
     def refresh_command(full: bool) -> None:
-        """Re-evaluate every profile's segments (time windows move) and lifecycle stage."""
+        """Re-evaluate every profile's segments and triggers (time windows move) and lifecycle stage."""
         from tqdm import tqdm
 
         from hub.cli import load_app

@@ -34,7 +34,8 @@ class ChangeSchema(ma.Schema):
     id = fields.Integer(required=True)
     type = fields.String(required=True, metadata={
         "description": "profile.created, profile.updated, profile.merged, profile.erased, "
-                       "profile.stage_changed (data `{from, to}`), segment.entered, segment.exited (data `{segment}`)"})
+                       "profile.stage_changed (data `{from, to}`), segment.entered, segment.exited (data `{segment}`), "
+                       "trigger.fired (data `{trigger}`)"})
     profile_id = fields.String(required=True, allow_none=True)
     data = fields.Dict(keys=fields.String(), required=True)
     created_at = fields.DateTime(required=True)
