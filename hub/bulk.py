@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import JSON, ColumnElement, Connection, Table, and_, bindparam, cast, func, select, text
+from sqlalchemy import Connection, Table, and_, bindparam, text
 from sqlalchemy.dialects import postgresql
 
 from hub.db import upsert_insert
@@ -53,15 +53,6 @@ def update(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any
     statement = table.update().where(condition).values({v: bindparam(f"v_{v}") for v in values})
     connection.execute(statement, [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{v}": r[v] for v in values}}
                                    for r in rows])
-
-
-def among(dialect: str, column: ColumnElement, values: Sequence[Any]) -> ColumnElement[bool]:
-    """``column IN (values)`` for a long list: on PostgreSQL one JSON parameter unpacked by
-    the server (a short statement whatever the count), elsewhere an expanding IN."""
-    if dialect != "postgresql":
-        return column.in_(values)
-    elements = func.json_array_elements_text(bindparam(None, list(values), type_=JSON))
-    return column.in_(select(cast(elements.column_valued(), column.type)))
 
 
 def _document(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -129,7 +129,7 @@ def evaluate(session: Session, config: Config, profiles: Iterable[str], now: dat
     writes = _Writes()
     for chunk in chunks(sorted(set(profiles))):
         query = select(Profile.id, Profile.lifecycle_stage, Profile.created_at).where(
-            _among(session, Profile.id, chunk), Profile.merged_into.is_(None))
+            Profile.id.in_(chunk), Profile.merged_into.is_(None))
         if skip_locked and session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = {row.id: row for row in session.execute(query.order_by(Profile.id))}
@@ -187,13 +187,13 @@ def _leave(session: Session, merges: list[tuple[str, datetime]], writes: "_Write
         at = dict(chunk)
         for row, profile, entered_at in session.execute(select(StageStay.id, StageStay.profile_id,
                                                                StageStay.entered_at).where(
-                _among(session, StageStay.profile_id, list(at)), StageStay.exited_at.is_(None))):
+                StageStay.profile_id.in_(list(at)), StageStay.exited_at.is_(None))):
             writes.update_stays.append({"id": row, "exited_at": max(at[profile], entered_at)})
         writes.merged.extend({"id": profile, "lifecycle_stage": None} for profile in at)
         for kind in HELD:
             table = kind.table
             for name, profile in session.execute(select(table.c[kind.name], table.c.profile_id).where(
-                    _among(session, table.c.profile_id, list(at))).order_by(table.c.profile_id, table.c[kind.name])):
+                    table.c.profile_id.in_(list(at))).order_by(table.c.profile_id, table.c[kind.name])):
                 writes.leave(kind, name, profile)
 
 
@@ -216,21 +216,21 @@ def load_facts(session: Session, profiles: Sequence[str], needs: Needs,
     if needs.identity_types:
         for profile, kind, first in session.execute(select(
                 Identity.profile_id, Identity.type, func.min(Identity.first_seen_at)).where(
-                _among(session, Identity.profile_id, profiles), Identity.type.in_(sorted(needs.identity_types)))
+                Identity.profile_id.in_(profiles), Identity.type.in_(sorted(needs.identity_types)))
                 .group_by(Identity.profile_id, Identity.type)):
             facts[profile].identities[kind] = first = _utc(first)
             arrived(profile, first)  # identities carry no inbox id: any seen first since the batch's start
     if needs.trait_names:
         for profile, name, value, observed_at, inbox_id in session.execute(select(
                 Trait.profile_id, Trait.name, Trait.value, Trait.observed_at, Trait.inbox_id).where(
-                _among(session, Trait.profile_id, profiles), Trait.name.in_(sorted(needs.trait_names)))):
+                Trait.profile_id.in_(profiles), Trait.name.in_(sorted(needs.trait_names)))):
             facts[profile].traits[name] = (value, observed_at)
             arrived(profile, observed_at, inbox_id or 0)
     if needs.activity_types or needs.metrics:
         read = needs.metrics or needs.properties  # properties are JSON to decode: only when read
         query = select(Activity.profile_id, Activity.type, Activity.source, Activity.source_id, Activity.occurred_at,
                        Activity.properties if read else null().label("properties"), Activity.inbox_id).where(
-            _among(session, Activity.profile_id, profiles))
+            Activity.profile_id.in_(profiles))
         if not needs.metrics:
             query = query.where(Activity.type.in_(sorted(needs.activity_types)))
         for row in session.execute(query.order_by(Activity.profile_id, Activity.occurred_at, Activity.id)):
@@ -251,13 +251,13 @@ def _load_state(session: Session, profiles: Sequence[str], kinds: Sequence[Held]
         history = StageStay.__table__
         for row, profile, stage, entered_at, exited_at in session.execute(select(
                 history.c.id, history.c.profile_id, history.c.stage, history.c.entered_at, history.c.exited_at)
-                .where(_among(session, history.c.profile_id, profiles))):
+                .where(history.c.profile_id.in_(profiles))):
             stays[profile].append((row, Stay(stage, entered_at, exited_at)))
         for kind in kinds:
             table = kind.table
             for name, profile, since in session.execute(select(
                     table.c[kind.name], table.c.profile_id, table.c[kind.since])
-                    .where(_among(session, table.c.profile_id, profiles))):
+                    .where(table.c.profile_id.in_(profiles))):
                 held[kind][profile][name] = since
     return stays, held
 
@@ -302,10 +302,9 @@ class _Writes:
     def flush(self, session: Session, now: datetime) -> int:
         """Write everything; return the number of changes."""
         connection = session.connection()
-        dialect = connection.dialect.name
         stays, profiles = StageStay.__table__, Profile.__table__
         if self.delete_stays:
-            connection.execute(delete(stays).where(bulk.among(dialect, stays.c.id, self.delete_stays)))
+            connection.execute(delete(stays).where(stays.c.id.in_(self.delete_stays)))
         bulk.update(connection, stays, self.update_stays, keys=["id"], values=["exited_at"])
         bulk.insert(connection, stays, self.insert_stays)
         for kind, rows in self.held.items():
@@ -315,7 +314,7 @@ class _Writes:
                 leaving[name].append(profile)
             for name, ids in sorted(leaving.items()):
                 connection.execute(delete(table).where(table.c[kind.name] == name,
-                                                       bulk.among(dialect, table.c.profile_id, ids)))
+                                                       table.c.profile_id.in_(ids)))
             bulk.update(connection, table, rows.update, keys=[kind.name, "profile_id"], values=[kind.since])
             bulk.insert(connection, table, rows.insert)
         bulk.update(connection, profiles, self.profiles, keys=["id"], values=["lifecycle_stage", "updated_at"])
@@ -363,10 +362,6 @@ def chunks(items: Sequence, size: int = CHUNK) -> Iterable[list]:
     for begin in range(0, len(items), size):
         yield list(items[begin:begin + size])
 
-
-def _among(session: Session, column, values: Sequence):
-    """``column IN values`` as one short statement (see :func:`hub.bulk.among`)."""
-    return bulk.among(session.get_bind().dialect.name, column, values)
 
 
 def _utc(moment: datetime) -> datetime:

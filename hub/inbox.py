@@ -8,7 +8,6 @@ from typing import Iterable, Sequence
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
-from hub.bulk import among
 from hub.connector import Delivery
 from hub.db import is_postgres, upsert_insert
 from hub.models import FAILED, PENDING, PROCESSED, WEBHOOK, InboxRecord, utcnow
@@ -76,7 +75,7 @@ def mark_processed(session: Session, ids: Sequence[int], now: datetime | None = 
     """Mark rows processed (in the transaction that wrote their effects); erased rows stay erased."""
     if ids:
         session.execute(
-            update(InboxRecord).where(among(session.get_bind().dialect.name, InboxRecord.id, ids),
+            update(InboxRecord).where(InboxRecord.id.in_(ids),
                                       InboxRecord.status == PENDING)
             .values(status=PROCESSED, processed_at=now or utcnow(), error=None)
             .execution_options(synchronize_session=False)  # the batch's objects are not read again

@@ -32,9 +32,8 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
         return
     timelines: dict[str, list] = defaultdict(list)
     spans: dict[str, tuple[datetime, datetime]] = {}
-    dialect = session.get_bind().dialect.name
     for start in range(0, len(profile_ids), 500):
-        chunk = bulk.among(dialect, Activity.profile_id, list(profile_ids[start:start + 500]))
+        chunk = Activity.profile_id.in_(list(profile_ids[start:start + 500]))
         for pid, first, last in session.execute(
                 select(Activity.profile_id, func.min(Activity.occurred_at), func.max(Activity.occurred_at))
                 .where(chunk).group_by(Activity.profile_id)):

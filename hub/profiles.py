@@ -221,15 +221,12 @@ class BatchWriter:
 
     # -- reading ----------------------------------------------------------------------
 
-    def _among(self, column, values):
-        return bulk.among(self.session.get_bind().dialect.name, column, values)
-
     def _suppressed(self, idents: set[Ident]) -> set[Ident]:
         hashes = {identifier_hash(*ident): ident for ident in idents}
         found = set()
         for chunk in _chunks(list(hashes)):
             found.update(self.session.scalars(
-                select(Suppression.identifier_hash).where(self._among(Suppression.identifier_hash, chunk))))
+                select(Suppression.identifier_hash).where(Suppression.identifier_hash.in_(chunk))))
         return {hashes[h] for h in found}
 
     def _load(self, idents: set[Ident]) -> None:
@@ -240,14 +237,14 @@ class BatchWriter:
         for kind, values in by_type.items():  # (type, value IN ...) uses the unique index
             for chunk in _chunks(values):
                 rows = self.session.execute(select(table.c.value, table.c.profile_id)
-                                            .where(table.c.type == kind, self._among(table.c.value, chunk)))
+                                            .where(table.c.type == kind, table.c.value.in_(chunk)))
                 for value, profile in rows:
                     self.owner[(kind, value)] = profile
         owners = set(self.owner.values())
         table = Separation.__table__
         for chunk in _chunks(sorted(owners)):
             rows = self.session.execute(select(table.c.profile_a, table.c.profile_b).where(
-                or_(self._among(table.c.profile_a, chunk), self._among(table.c.profile_b, chunk))))
+                or_(table.c.profile_a.in_(chunk), table.c.profile_b.in_(chunk))))
             self.separations.extend((a, b) for a, b in rows)
         self._load_profiles(owners | {p for pair in self.separations for p in pair})
 
@@ -256,7 +253,7 @@ class BatchWriter:
         postgres = self.session.get_bind().dialect.name == "postgresql"
         while wanted:
             query = select(Profile.id, Profile.created_at, Profile.merged_into).where(
-                self._among(Profile.id, sorted(wanted))).order_by(Profile.id)
+                Profile.id.in_(sorted(wanted))).order_by(Profile.id)
             if postgres:
                 query = query.with_for_update()
             following = set()
@@ -269,7 +266,7 @@ class BatchWriter:
         live = sorted(p for p in self.known if p not in self.parent)
         for chunk in _chunks(live):
             counts = select(Identity.profile_id, Identity.type, func.count()).where(
-                self._among(Identity.profile_id, chunk)).group_by(Identity.profile_id, Identity.type)
+                Identity.profile_id.in_(chunk)).group_by(Identity.profile_id, Identity.type)
             for profile, kind, n in self.session.execute(counts):
                 self.known[profile].counts[kind] = n
 
@@ -377,7 +374,7 @@ class BatchWriter:
         existing = {}
         table = Trait.__table__
         for chunk in _chunks(sorted({profile for profile, _ in best})):
-            for trait in session.execute(select(table).where(self._among(table.c.profile_id, chunk))):
+            for trait in session.execute(select(table).where(table.c.profile_id.in_(chunk))):
                 if (trait.profile_id, trait.name) in best:
                     existing[(trait.profile_id, trait.name)] = trait
         rows = []
