@@ -16,15 +16,14 @@ from hub.runtime import Hub
 log = logging.getLogger(__name__)
 
 
-def drain_batch(hub: Hub, after: int = 0) -> tuple[int, bool, int]:
-    """Process one batch of rows past id ``after``; return (rows handled, whether the batch
-    was full, the last id claimed)."""
+def drain_batch(hub: Hub) -> tuple[int, bool]:
+    """Process one batch; return (rows handled, whether the batch was full)."""
     size = hub.config.inbox["batch_size"]
     started = time.perf_counter()
     with hub.session() as session, session.begin():
-        records = inbox.claim(session, size, after=after)
+        records = inbox.claim(session, size)
         if not records:
-            return 0, False, after
+            return 0, False
         if len(records) == size:
             _ask_for_help(hub)
         done = _process(hub, session, records)
@@ -39,7 +38,7 @@ def drain_batch(hub: Hub, after: int = 0) -> tuple[int, bool, int]:
     metrics.DRAINED_ROWS.labels("processed").inc(len(done))
     if len(done) != len(records):
         metrics.DRAINED_ROWS.labels("retried").inc(len(records) - len(done))
-    return len(records), len(records) == size, records[-1].id
+    return len(records), len(records) == size
 
 
 def _process(hub: Hub, session: Session, records: Sequence[InboxRecord]) -> list[InboxRecord]:
@@ -82,13 +81,10 @@ def drain(hub: Hub) -> int:
     """
     queue, settings = hub.queue, hub.config.inbox
     deadline = time.monotonic() + settings["drain_time_budget_seconds"]
-    total = after = 0
+    total = 0
     while True:
-        handled, full, after = drain_batch(hub, after)
+        handled, full = drain_batch(hub)
         total += handled
-        if not handled and after:  # nothing past the rows this drain took: look once from the start
-            after = 0
-            continue
         if not handled:
             _queue_call(queue.release_lease)  # if Redis is away, the lease expires by itself
             with hub.session() as session:
@@ -106,9 +102,9 @@ def drain(hub: Hub) -> int:
 
 def drain_helper(hub: Hub) -> int:
     """A helper drain for a backlog: batches until one is not full; holds no lease."""
-    total = after = 0
+    total = 0
     while True:
-        handled, full, after = drain_batch(hub, after)
+        handled, full = drain_batch(hub)
         total += handled
         if not full:
             return total

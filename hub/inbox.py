@@ -52,17 +52,15 @@ def _unique_by_key(deliveries: Iterable[Delivery]) -> list[Delivery]:
     return list(seen.values())
 
 
-def claim(session: Session, limit: int, now: datetime | None = None, after: int = 0) -> list[InboxRecord]:
-    """Lock up to ``limit`` due pending rows past id ``after`` for this transaction, oldest first.
+def claim(session: Session, limit: int, now: datetime | None = None) -> list[InboxRecord]:
+    """Lock up to ``limit`` due pending rows for this transaction, oldest first.
 
     On PostgreSQL other workers skip the locked rows and take the next ones; on SQLite the
-    transaction already holds the database's write lock. ``after`` lets a drain start past
-    what it already processed, rather than walk again over the index entries of those rows.
+    transaction already holds the database's write lock.
     """
     statement = (
         select(InboxRecord)
-        .where(InboxRecord.status == PENDING, InboxRecord.next_attempt_at <= (now or utcnow()),
-               InboxRecord.id > after)
+        .where(InboxRecord.status == PENDING, InboxRecord.next_attempt_at <= (now or utcnow()))
         .order_by(InboxRecord.id)
         .limit(limit)
     )

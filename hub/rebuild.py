@@ -34,12 +34,9 @@ def reset(hub: Hub) -> int:
 def rebuild(hub: Hub, progress: Callable[[int], None] = lambda n: None) -> int:
     """Reset, then drain the whole inbox in this process; return the rows replayed."""
     reset(hub)
-    done = after = 0
+    done = 0
     while True:
-        handled, _, after = drain_batch(hub, after)
-        if not handled and after:  # rows left behind (a retry) come round again
-            after = 0
-            continue
+        handled, _ = drain_batch(hub)
         if not handled:
             return done
         done += handled
