@@ -23,7 +23,7 @@ from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
 from hub.connector import (Connector, Delivery, PayloadError, SignatureError, Stream, WebhookRequest,
-                           json_object)
+                           aware_time, json_object)
 from hub.hookspecs import hookimpl
 from hub.paginators import CursorAfter, field_at
 from hub.sync import NotSyncable
@@ -268,13 +268,7 @@ def _created(value) -> datetime | None:
             return datetime.fromtimestamp(value, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
             return None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
-    return None
+    return aware_time(value)
 
 
 @hookimpl

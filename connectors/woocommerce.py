@@ -17,7 +17,6 @@ import hmac
 import json
 import logging
 import re
-from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -25,7 +24,7 @@ from marshmallow import fields, validate
 
 from hub.config import ConnectorSettingsSchema
 from hub.connector import (Connector, Delivery, PayloadError, Reply, SignatureError, Stream, WebhookRequest,
-                           constant_time_equal)
+                           aware_time, constant_time_equal)
 from hub.hookspecs import hookimpl
 from hub.paginators import PageNumber
 from hub.sync import NotSyncable
@@ -99,7 +98,7 @@ class WooCommerce(Connector):
         event = request.header("X-WC-Webhook-Event") or event
         modified = payload.get("date_modified_gmt") or payload.get("date_modified") or ""
         key = f"{resource}:{payload['id']}:{modified}:{event}"
-        occurred_at = _gmt(payload.get("date_modified_gmt"))
+        occurred_at = aware_time(payload.get("date_modified_gmt"), naive_utc=True)  # *_gmt: UTC, no offset
         return [Delivery(key=key[:255], body=request.body, topic=topic, occurred_at=occurred_at)]
 
     def parse(self, body: bytes, topic: str | None) -> Any:
@@ -213,17 +212,6 @@ def _is_id(value) -> bool:
     if isinstance(value, bool):
         return False
     return (isinstance(value, int) and value > 0) or (isinstance(value, str) and bool(value.strip()))
-
-
-def _gmt(value) -> datetime | None:
-    """A WooCommerce ``*_gmt`` time (ISO 8601 without offset, in UTC) as an aware datetime."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
 
 
 @hookimpl

@@ -186,15 +186,18 @@ class Connector:
         return 0.0
 
 
-def aware_time(value: Any) -> datetime | None:
-    """An ISO 8601 time with an offset (``Z`` too), in UTC; None if absent, naive or unreadable."""
+def aware_time(value: Any, naive_utc: bool = False) -> datetime | None:
+    """An ISO 8601 time with an offset (``Z`` too), in UTC; None if absent, unreadable, or naive
+    (unless ``naive_utc``: then a time without offset is taken as UTC)."""
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc) if naive_utc else None
+    return parsed.astimezone(timezone.utc)
 
 
 def json_object(body: bytes) -> dict:

@@ -127,3 +127,17 @@ def test_requests_are_counted_in_metrics(make_app):
     assert count(after, "200") - count(before, "200") == 1
     assert count(after, "401") - count(before, "401") == 1
     assert 'tributary_inbox_rows{connector="echo",status="pending"} 1.0' in after
+
+
+def test_aware_time_reads_offsets_and_takes_naive_times_as_utc_only_when_asked():
+    from datetime import datetime, timezone
+
+    from hub.connector import aware_time
+
+    utc = timezone.utc
+    assert aware_time(" 2024-11-20T08:12:45-05:00") == datetime(2024, 11, 20, 13, 12, 45, tzinfo=utc)
+    assert aware_time("2024-11-20T13:12:45Z") == datetime(2024, 11, 20, 13, 12, 45, tzinfo=utc)
+    assert aware_time("2024-11-20T13:12:45") is None
+    assert aware_time("2024-11-20T13:12:45", naive_utc=True) == datetime(2024, 11, 20, 13, 12, 45, tzinfo=utc)
+    assert aware_time("2024-11-20T08:12:45-05:00", naive_utc=True) == datetime(2024, 11, 20, 13, 12, 45, tzinfo=utc)
+    assert (aware_time("yesterday", naive_utc=True), aware_time(1732108365)) == (None, None)
