@@ -30,8 +30,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import run_wrk, wait_healthy  # noqa: E402
-from hub import migrate  # noqa: E402
+from bench.ingest import fresh_database, run_wrk, wait_healthy  # noqa: E402
 
 PG = os.environ.get("BENCH_API_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/tributary_bench_api")
 TOKEN = "bench-api-token-0123456789abcdef"
@@ -85,7 +84,7 @@ STEPS = [
 
 def load(profiles: int) -> None:
     """Create the database with ``profiles`` people, unless it already holds exactly that many."""
-    admin_url, name = PG.rsplit("/", 1)
+    name = PG.rsplit("/", 1)[1]
     engine = create_engine(PG)
     try:
         with engine.connect() as connection:
@@ -96,13 +95,7 @@ def load(profiles: int) -> None:
         pass
     finally:
         engine.dispose()
-    admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    engine = create_engine(PG)
-    migrate.upgrade(engine)
+    engine = fresh_database(PG)
     with tqdm(total=profiles * len(STEPS), unit="profiles", desc="loading") as bar:
         for _, statement in STEPS:
             for lo in range(1, profiles + 1, CHUNK):

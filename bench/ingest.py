@@ -60,15 +60,22 @@ end
 """
 
 
-def reset_database() -> None:
-    admin_url, name = PG.rsplit("/", 1)
+def fresh_database(url: str):
+    """Drop and create the database of ``url``, migrate it to head; return an engine on it."""
+    admin_url, name = url.rsplit("/", 1)
     admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         connection.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
-    engine = create_engine(PG)
+    engine = create_engine(url)
     migrate.upgrade(engine)
+    return engine
+
+
+def reset_database() -> None:
+    """A fresh bench database, with the minimal app's own inbox table."""
+    engine = fresh_database(PG)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE minimal_inbox (id BIGSERIAL PRIMARY KEY, key TEXT UNIQUE, "
                                 "body BYTEA, received_at TIMESTAMPTZ DEFAULT now())"))
