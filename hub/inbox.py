@@ -22,19 +22,29 @@ def store(connection: Connection, connector: str, deliveries: Sequence[Delivery]
     One statement: atomic on its own (autocommit) or inside the caller's transaction.
     Takes a Core connection (``session.connection()`` from a session).
     """
+    return [row_id for row_id, _key in store_keyed(connection, connector, deliveries, kind, received_at)]
+
+
+def store_keyed(connection: Connection, connector: str, deliveries: Sequence[Delivery],
+                kind: str = WEBHOOK, received_at: datetime | None = None) -> list[tuple[int, str]]:
+    """``store``, returning (row id, stored key) of each new row, in no particular order."""
     if not deliveries:
         return []
     now = received_at or utcnow()
     rows = [
         {
-            "connector": connector, "kind": kind, "key": d.key[:255], "topic": d.topic,
+            "connector": connector, "kind": kind, "key": stored_key(d), "topic": d.topic,
             "headers": dict(d.headers), "body": d.body, "received_at": now,
             "occurred_at": d.occurred_at, "status": PENDING, "attempts": 0, "next_attempt_at": now,
         }
         for d in _unique_by_key(deliveries)
     ]
-    result = connection.execute(_insert_statement(connection.dialect.name), rows)
-    return [row[0] for row in result]
+    return [(row_id, key) for row_id, key in connection.execute(_insert_statement(connection.dialect.name), rows)]
+
+
+def stored_key(delivery: Delivery) -> str:
+    """The idempotency key as the inbox keeps it (at most 255 characters)."""
+    return delivery.key[:255]
 
 
 @functools.cache
@@ -42,13 +52,13 @@ def _insert_statement(dialect: str):
     """INSERT ... ON CONFLICT (connector, key) DO NOTHING RETURNING id, built once per dialect."""
     table = InboxRecord.__table__
     return (upsert_insert(dialect, table).on_conflict_do_nothing(index_elements=["connector", "key"])
-            .returning(table.c.id))
+            .returning(table.c.id, table.c.key))
 
 
 def _unique_by_key(deliveries: Iterable[Delivery]) -> list[Delivery]:
     seen: dict[str, Delivery] = {}
     for delivery in deliveries:
-        seen.setdefault(delivery.key[:255], delivery)
+        seen.setdefault(stored_key(delivery), delivery)
     return list(seen.values())
 
 

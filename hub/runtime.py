@@ -10,6 +10,7 @@ from flask import current_app
 from hub.config import Config, read_config, validate_config
 from hub.connector import Connector
 from hub.db import make_engine, make_sessionmaker
+from hub.group_commit import InboxWriter
 from hub.identity import IdentityRules
 from hub.mapping import load_mappings
 from hub.models import utcnow
@@ -44,6 +45,8 @@ class Hub:
             self.queue: EmbeddedQueue | RedisQueue = RedisQueue(config.redis_url)
         else:
             self.queue = EmbeddedQueue(run_in_context or (lambda fn: fn()))
+        #: webhook deliveries into the inbox, concurrent requests sharing one commit
+        self.inbox_writer = InboxWriter(self.engine, on_stored=self.signal_drain)
 
     def connector(self, name: str) -> tuple[Connector, Mapping] | None:
         """The enabled connector called ``name`` with its settings, or None."""

@@ -2,8 +2,9 @@
 
 Steps: find the enabled connector (404), enforce the size limit (413), let the connector
 answer non-event requests, verify the signature on the raw bytes (401, nothing stored),
-split into deliveries (400 if unparseable), store them idempotently, signal the workers,
-answer 202 for new records or 200 for a redelivery.
+split into deliveries (400 if unparseable), store them idempotently (concurrent requests
+share a commit, see ``hub.group_commit``), signal the workers, answer 202 for new records
+or 200 for a redelivery.
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from dataclasses import replace
 
 from flask import Blueprint, Response, jsonify, request
 
-from hub import inbox, metrics
-from hub.db import run_atomic
+from hub import metrics
 from hub.connector import PayloadError, SignatureError, WebhookRequest
 from hub.runtime import current_hub
 
@@ -79,9 +79,8 @@ def _receive(hub, connector, settings) -> Response:
     kept = {h: v for h in connector.kept_headers if (v := incoming.header(h)) is not None}
     if kept:
         deliveries = [replace(d, headers={**kept, **d.headers}) for d in deliveries]
-    new_ids = run_atomic(hub.engine, lambda connection: inbox.store(connection, name, deliveries))
+    new_ids = hub.inbox_writer.store(name, deliveries)  # durable, workers signalled
     if new_ids:
-        hub.signal_drain()
         return _answer(name, 202, status="accepted", accepted=len(new_ids),
                        duplicates=len(deliveries) - len(new_ids))
     return _answer(name, 200, status="duplicate", accepted=0, duplicates=len(deliveries))
