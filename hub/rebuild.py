@@ -6,10 +6,12 @@ inbox rows), as each replayed batch finds them.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from sqlalchemy import delete, func, select, update
 
+from hub import inbox
 from hub.drain import drain_batch
 from hub.privacy import ERASED
 from hub.models import (PENDING, Activity, Identity, InboxRecord, Merge, Profile, SegmentMember, StageStay, Trait,
@@ -32,12 +34,17 @@ def reset(hub: Hub) -> int:
 
 
 def rebuild(hub: Hub, progress: Callable[[int], None] = lambda n: None) -> int:
-    """Reset, then drain the whole inbox in this process; return the rows replayed."""
-    reset(hub)
-    done = 0
+    """Reset, then drain the whole inbox in this process; return the rows replayed.
+
+    A worker still running may take some of the rows: the rebuild waits until none is due.
+    """
+    replayed = reset(hub)
     while True:
         handled, _ = drain_batch(hub)
-        if not handled:
-            return done
-        done += handled
-        progress(handled)
+        if handled:
+            progress(handled)
+            continue
+        with hub.session() as session:
+            if not inbox.has_due(session):
+                return replayed
+        time.sleep(0.05)  # rows held by another worker's batch
