@@ -9,7 +9,7 @@ Prints requests/s, p50 and p99 latency of each and the ratio.
 
     .venv/bin/python bench/api.py [--profiles 1000000] [--duration 10] [--web-workers 4]
 
-Needs PostgreSQL (BENCH_API_DATABASE_URL) and wrk (apt-get install wrk).
+Needs PostgreSQL (BENCH_API_DATABASE_URL), Redis (BENCH_REDIS_URL) and wrk (apt-get install wrk).
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from bench.ingest import fresh_database, run_wrk, wait_healthy  # noqa: E402
 
 PG = os.environ.get("BENCH_API_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/tributary_bench_api")
 TOKEN = "bench-api-token-0123456789abcdef"
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 CHUNK = 100_000
 #: wrk: each connection walks the request file from its own offset
 WRK_SCRIPT = r"""
@@ -142,11 +143,12 @@ def main() -> None:
     config.write_text(json.dumps({"api_tokens": [{"name": "bench", "token": TOKEN, "scopes": ["read"]}]}))
     env = {**os.environ, "HUB_CONFIG": str(config), "HUB_DATABASE_URL": PG, "BENCH_DATABASE_URL": PG,
            "BENCH_API_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
-    env.pop("HUB_REDIS_URL", None)
+    env["HUB_REDIS_URL"] = REDIS  # as deployed on PostgreSQL: jobs on workers, none in the web processes
     servers = {
         "minimal": [sys.executable, "-m", "gunicorn", "-b", "127.0.0.1:8111", "--workers", str(args.web_workers),
                     "bench.minimal_api:app"],
-        "hub": [sys.executable, "-m", "hub", "serve", "--port", "8112", "--workers", str(args.web_workers)],
+        "hub": [sys.executable, "-m", "hub", "serve", "--port", "8112", "--workers", str(args.web_workers),
+                "--threads", "1"],
     }
     results: dict[tuple[str, str], list[dict]] = {}
     for _ in range(args.rounds):
