@@ -3,9 +3,10 @@
 Both run under gunicorn on PostgreSQL + Redis and take the same load from wrk (16 connections):
 signed website webhooks, each unique. The minimal app only verifies the HMAC, INSERTs and
 enqueues; the hub does its whole receive path while one `hub worker` drains concurrently.
-Prints requests/s, p50 and p99 latency of each and the ratio, and the hub's accept-to-processed lag.
+Prints requests/s, p50 and p99 latency of each and the ratio, the web processes' CPU time per
+request (steadier than req/s on a shared machine), and the hub's accept-to-processed lag.
 
-    .venv/bin/python bench/ingest.py [--duration 15] [--connections 16] [--web-workers 4]
+    .venv/bin/python bench/ingest.py [--duration 10] [--rounds 2] [--web-workers 2] [--threads 8]
 
 Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL) and wrk (apt-get install wrk).
 """
@@ -122,6 +123,18 @@ def run_wrk(port: int, script: Path, data: Path, duration: int, connections: int
     return {"rps": rps, "p50": latency["50"], "p99": latency["99"], "non2xx": int(errors.group(1)) if errors else 0}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by the live process ``pid`` and its descendants."""
+    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return total
+    return total + sum(cpu_seconds(int(child)) for child in children)
+
+
 def _ms(value: str) -> float:
     number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
@@ -132,8 +145,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--web-workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8, help="per web worker (gthread), for every server")
     parser.add_argument("--no-worker", action="store_true", help="measure the hub's receiver alone")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -170,10 +183,18 @@ def main() -> None:
                 if name == "hub" and not args.no_worker:
                     worker = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=ROOT,
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    wait_worker_ready(worker)
                 run_wrk(port, script, data, 2, args.connections)  # warm-up
-                runs[name].append(run_wrk(port, script, data, args.duration, args.connections))
+                web_cpu, worker_cpu = cpu_seconds(server.pid), worker and cpu_seconds(worker.pid)
+                processed_before, last_warm_up_id = processed_rows(), max_inbox_id()
+                result = run_wrk(port, script, data, args.duration, args.connections)
+                requests_served = result["rps"] * args.duration
+                result["web_cpu_ms"] = (cpu_seconds(server.pid) - web_cpu) * 1000 / requests_served
+                runs[name].append(result)
                 if worker:
-                    lags.append(wait_drained())
+                    lags.append(wait_drained(after_id=last_warm_up_id))
+                    lags[-1]["worker_cpu_ms"] = ((cpu_seconds(worker.pid) - worker_cpu) * 1000
+                                                 / (processed_rows() - processed_before))
             finally:
                 for process in (worker, server):
                     if process:
@@ -182,15 +203,17 @@ def main() -> None:
     best = {name: max(results, key=lambda r: r["rps"]) for name, results in runs.items()}
     print(f"{args.rounds} rounds of {args.duration} s, {args.connections} connections, "
           f"{args.web_workers} web workers x {args.threads} threads; best round of each:")
-    print(f"{'':10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}   all rounds req/s")
+    print(f"{'':10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}{'CPU ms/req':>12}   all rounds req/s")
     for name, r in best.items():
         every = ", ".join(f"{x['rps']:.0f}" for x in runs[name])
-        print(f"{name:10}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['non2xx']:>10}   {every}")
+        print(f"{name:10}{r['rps']:>10.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['non2xx']:>10}"
+              f"{r['web_cpu_ms']:>12.3f}   {every}")
     print(f"ratio hub/minimal: {best['hub']['rps'] / best['minimal']['rps']:.2f}x throughput "
           f"(hello = Flask answering without any work: the ceiling of the web stack here)")
     for lag in lags:
         print(f"hub accept-to-processed lag: p50 {lag['p50']:.3f} s, p99 {lag['p99']:.3f} s, "
-              f"max {lag['max']:.3f} s over {lag['rows']} rows; drained {lag['drain_after']:.1f} s after the load")
+              f"max {lag['max']:.3f} s over {lag['rows']} rows; drained {lag['drain_after']:.1f} s after the load; "
+              f"worker CPU {lag['worker_cpu_ms']:.3f} ms/row")
 
 
 def truncate() -> None:
@@ -200,8 +223,40 @@ def truncate() -> None:
     engine.dispose()
 
 
-def wait_drained() -> dict:
-    """Wait until no row is pending; return the lag distribution of the rows processed."""
+def processed_rows() -> int:
+    engine = create_engine(PG)
+    with engine.connect() as connection:
+        count = connection.execute(text("SELECT count(*) FROM inbox WHERE status = 'processed'")).scalar()
+    engine.dispose()
+    return count
+
+
+def wait_worker_ready(worker: subprocess.Popen) -> None:
+    """Wait until the RQ worker has registered (it is listening on its queue)."""
+    import redis
+    from rq import Worker
+
+    connection = redis.Redis.from_url(REDIS)
+    for _ in range(300):
+        if worker.poll() is not None:
+            raise SystemExit(f"worker exited with {worker.returncode}")
+        if Worker.all(connection=connection):
+            return
+        time.sleep(0.1)
+    raise SystemExit("the worker did not start")
+
+
+def max_inbox_id() -> int:
+    engine = create_engine(PG)
+    with engine.connect() as connection:
+        last = connection.execute(text("SELECT coalesce(max(id), 0) FROM inbox")).scalar()
+    engine.dispose()
+    return last
+
+
+def wait_drained(after_id: int) -> dict:
+    """Wait until no row is pending; return the lag distribution of the rows after ``after_id``
+    (those accepted during the measured run, not the warm-up)."""
     engine = create_engine(PG)
     started = time.monotonic()
     with engine.connect() as connection:
@@ -212,7 +267,8 @@ def wait_drained() -> dict:
         row = connection.execute(text(
             "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), "
             "percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) FROM ("
-            "SELECT extract(epoch FROM processed_at - received_at) AS lag FROM inbox) s")).one()
+            "SELECT extract(epoch FROM processed_at - received_at) AS lag FROM inbox WHERE id > :after) s"),
+            {"after": after_id}).one()
     engine.dispose()
     return {"rows": row[0], "p50": row[1], "p99": row[2], "max": row[3], "drain_after": drain_after}
 

@@ -3,9 +3,10 @@
 Every accepted webhook must be durable before its 202, and a commit waits for the disk. A
 request thread hands its deliveries to ``InboxWriter.store``; the first thread to find no
 write in flight becomes the leader and writes every submission waiting at that moment in
-one INSERT and one commit, then signals the workers once. Followers wait for the leader
-and find their ids (or their error) on their submission. No thread waits on a timer: a
-lone request is written at once, and under load a batch forms while the previous commits.
+one INSERT and one commit, then signals the workers once. Followers sleep until the
+leader hands them their ids (or their error); the oldest submission still waiting then
+leads the next write. No thread waits on a timer: a lone request is written at once, and
+under load a batch forms while the previous one commits.
 """
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ class _Submission:
     deliveries: Sequence[Delivery]
     new_ids: list[int] = field(default_factory=list)
     error: BaseException | None = None
+    #: written (the result is set); woken but not done means: lead the next write
     done: bool = False
+    woken: threading.Event = field(default_factory=threading.Event)
 
 
 class InboxWriter:
@@ -44,7 +47,7 @@ class InboxWriter:
         self._on_stored = on_stored
         self._waiting: list[_Submission] = []
         self._writing = False
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def store(self, connector: str, deliveries: Sequence[Delivery]) -> list[int]:
         """Insert the deliveries not seen before, durably; return their new row ids.
@@ -52,22 +55,27 @@ class InboxWriter:
         Raises what the database raised for this submission's write.
         """
         mine = _Submission(connector, deliveries)
-        with self._changed:
+        with self._lock:
             self._waiting.append(mine)
-            while not mine.done and self._writing:
-                self._changed.wait()
+            leading = not self._writing
+            self._writing = True
+        if not leading:
+            mine.woken.wait()
             if mine.done:
                 return _result(mine)
-            self._writing = True
+        with self._lock:  # leading: ``mine`` is the oldest waiting, so it is in the batch
             batch = self._take_batch()
         try:
             self._write(batch)
         finally:
-            with self._changed:
-                for submission in batch:
-                    submission.done = True
-                self._writing = False
-                self._changed.notify_all()
+            for submission in batch:
+                submission.done = True
+                submission.woken.set()
+            with self._lock:
+                if self._waiting:
+                    self._waiting[0].woken.set()  # it leads the next write
+                else:
+                    self._writing = False
         return _result(mine)
 
     def _take_batch(self) -> list[_Submission]:
