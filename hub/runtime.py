@@ -40,7 +40,8 @@ class Hub:
         self.session = make_sessionmaker(self.engine)
         #: sessions for reads that need no transaction: each statement runs on its own
         #: (no BEGIN and ROLLBACK round trips, and no write lock on SQLite)
-        self.reader = make_sessionmaker(self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reader = make_sessionmaker(self.read_engine)
         if config.redis_url:
             self.queue: EmbeddedQueue | RedisQueue = RedisQueue(config.redis_url)
         else:

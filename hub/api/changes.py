@@ -51,7 +51,7 @@ class ChangePageSchema(ma.Schema):
 
 @blueprint.route("")
 @requires("read")
-@blueprint.arguments(ChangeArgsSchema, location="query")
+@blueprint.arguments(ChangeArgsSchema(), location="query")
 @blueprint.response(200, ChangePageSchema)
 @blueprint.alt_response(410, "GONE")
 def list_changes(args: Mapping[str, Any]) -> dict:

@@ -18,7 +18,7 @@ blueprint = ApiBlueprint("privacy", __name__, url_prefix="/profiles",
 
 @blueprint.route("/<profile_id>/export")
 @requires("admin")
-@blueprint.arguments(NoArgsSchema, location="query")
+@blueprint.arguments(NoArgsSchema(), location="query")
 @blueprint.response(200, ExportSchema)
 @blueprint.alt_response(301, **MOVED)
 @blueprint.alt_response(404, "NOT_FOUND")
@@ -39,7 +39,7 @@ def export_profile(_args: Mapping[str, Any], profile_id: str) -> dict | Response
 
 @blueprint.route("/<profile_id>", methods=["DELETE"])
 @requires("admin")
-@blueprint.arguments(NoArgsSchema, location="query")
+@blueprint.arguments(NoArgsSchema(), location="query")
 @blueprint.response(204)
 @blueprint.alt_response(404, "NOT_FOUND")
 def erase_profile(_args: Mapping[str, Any], profile_id: str) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import JSON, Row, Select, and_, bindparam, func, or_, select, type_coerce
+from sqlalchemy import JSON, Connection, Row, Select, and_, bindparam, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub.api.cursors import PROFILES, TIMELINE, decode_cursor, encode_cursor
@@ -45,7 +45,7 @@ def identity_filters(rules: IdentityRules, args: Mapping[str, Any]) -> list[tupl
     return pairs
 
 
-def profile_page(session: Session, rules: IdentityRules, args: Mapping[str, Any]) -> Page:
+def profile_page(connection: Connection, rules: IdentityRules, args: Mapping[str, Any]) -> Page:
     """Surviving profiles matching ``args``, ordered by ``(updated_at, id)``, one keyset page."""
     pairs = identity_filters(rules, args)
     if pairs is None:
@@ -61,9 +61,9 @@ def profile_page(session: Session, rules: IdentityRules, args: Mapping[str, Any]
         params["segment"] = args["segment"]
     if args.get("cursor") is not None:
         params["at"], params["key"] = decode_cursor(PROFILES, args["cursor"], str)
-    query = _page_query(session.get_bind().dialect.name, len(pairs), *(name in params for name in FILTERS))
+    query = _page_query(connection.dialect.name, len(pairs), *(name in params for name in FILTERS))
     limit = args["limit"]
-    rows = list(session.execute(query, params))
+    rows = list(connection.execute(query, params))
     if len(rows) <= limit:
         return Page(rows, None)
     last = rows[limit - 1]
@@ -128,9 +128,9 @@ def profile_documents(session: Session, profiles: Sequence[Profile], provenance:
     return [document(rows[pid], provenance) for pid in ids]
 
 
-def profile_row(session: Session, profile_id: str) -> Row | None:
+def profile_row(connection: Connection, profile_id: str) -> Row | None:
     """The row of one profile with its identities and traits (merged away or not), or None."""
-    return session.execute(_by_id_query(session.get_bind().dialect.name), {"id": profile_id}).first()
+    return connection.execute(_by_id_query(connection.dialect.name), {"id": profile_id}).first()
 
 
 @functools.cache

@@ -61,7 +61,7 @@ class MemberPageSchema(ma.Schema):
 
 @blueprint.route("")
 @requires("read")
-@blueprint.arguments(NoArgsSchema, location="query")
+@blueprint.arguments(NoArgsSchema(), location="query")
 @blueprint.response(200, SegmentPageSchema)
 def list_segments(_args: Mapping[str, Any]) -> dict:
     """List the segments
@@ -80,7 +80,7 @@ def list_segments(_args: Mapping[str, Any]) -> dict:
 
 @blueprint.route("/<name>/members")
 @requires("read")
-@blueprint.arguments(PageArgsSchema, location="query")
+@blueprint.arguments(PageArgsSchema(), location="query")
 @blueprint.response(200, MemberPageSchema)
 @blueprint.alt_response(404, "NOT_FOUND")
 def list_members(args: Mapping[str, Any], name: str) -> dict:

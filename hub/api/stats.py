@@ -49,7 +49,7 @@ class LifecycleStatsSchema(ma.Schema):
 
 @blueprint.route("/lifecycle")
 @requires("read")
-@blueprint.arguments(LifecycleStatsArgsSchema, location="query")
+@blueprint.arguments(LifecycleStatsArgsSchema(), location="query")
 @blueprint.response(200, LifecycleStatsSchema)
 def lifecycle_stats(args: Mapping[str, Any]) -> dict:
     """Lifecycle funnel
