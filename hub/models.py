@@ -83,7 +83,9 @@ class InboxRecord(Base):
     __tablename__ = "inbox"
     __table_args__ = (
         UniqueConstraint("connector", "key", name="uq_inbox_connector_key"),
-        pending_index("ix_inbox_pending", "id", "next_attempt_at"),
+        # claims read it in (next_attempt_at, id) order: no other index gives that order, so the
+        # planner takes this one even while its statistics still count processed rows as pending
+        pending_index("ix_inbox_pending", "next_attempt_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
