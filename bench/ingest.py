@@ -223,12 +223,22 @@ def truncate() -> None:
     engine.dispose()
 
 
-def processed_rows() -> int:
+def query(sql: str) -> list:
+    """The rows one statement answers on the bench database."""
     engine = create_engine(PG)
     with engine.connect() as connection:
-        count = connection.execute(text("SELECT count(*) FROM inbox WHERE status = 'processed'")).scalar()
+        rows = connection.execute(text(sql)).all()
     engine.dispose()
-    return count
+    return rows
+
+
+def scalar(sql: str) -> int:
+    """The value one statement answers on the bench database."""
+    return query(sql)[0][0]
+
+
+def processed_rows() -> int:
+    return scalar("SELECT count(*) FROM inbox WHERE status = 'processed'")
 
 
 def wait_worker_ready(worker: subprocess.Popen) -> None:
@@ -247,11 +257,7 @@ def wait_worker_ready(worker: subprocess.Popen) -> None:
 
 
 def max_inbox_id() -> int:
-    engine = create_engine(PG)
-    with engine.connect() as connection:
-        last = connection.execute(text("SELECT coalesce(max(id), 0) FROM inbox")).scalar()
-    engine.dispose()
-    return last
+    return scalar("SELECT coalesce(max(id), 0) FROM inbox")
 
 
 def wait_drained(after_id: int) -> dict:

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import records  # noqa: E402
-from bench.ingest import PG, REDIS, SECRET, reset_database  # noqa: E402
+from bench.ingest import PG, REDIS, SECRET, query, reset_database  # noqa: E402
 from hub import inbox  # noqa: E402
 
 CHUNK = 1000  # deliveries per insert round: one statement per connector
@@ -95,15 +95,6 @@ def reload() -> None:
         connection.execute(text("INSERT INTO inbox SELECT * FROM bench_rows"))
         connection.execute(text("ANALYZE"))
     engine.dispose()
-
-
-def query(sql: str) -> list:
-    """The rows one statement answers on the bench database."""
-    engine = create_engine(PG)
-    with engine.connect() as connection:
-        rows = connection.execute(text(sql)).all()
-    engine.dispose()
-    return rows
 
 
 def drain(env: dict, startup: float = 0.0, baseline: bool = False) -> float:

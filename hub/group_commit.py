@@ -10,7 +10,6 @@ under load a batch forms while the previous one commits.
 """
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -21,8 +20,6 @@ from sqlalchemy.exc import DBAPIError
 from hub import inbox
 from hub.connector import Delivery
 from hub.db import run_atomic
-
-log = logging.getLogger(__name__)
 
 #: rows written by one leader at most (a batch of many large SendGrid requests stays bounded)
 MAX_BATCH_ROWS = 1000

@@ -64,45 +64,45 @@ def wait_for_waiting(writer, count):
         time.sleep(0.005)
 
 
+def held_then_batched(writer, gate, first, *followers):
+    """Store ``first`` with its INSERT held, queue each of ``followers`` behind it (in order), let
+    the writes go; return the outcome of ``first`` and those of the followers."""
+    leader = start(writer.store, "echo", first)
+    assert gate.first_started.wait(10)
+    queued = []
+    for count, submission in enumerate(followers, start=1):
+        queued.append(start(writer.store, "echo", submission))
+        wait_for_waiting(writer, count)
+    gate.release()
+    for thread, _ in (leader, *queued):
+        thread.join(10)
+    return leader[1], [outcome for _, outcome in queued]
+
+
 def test_requests_arriving_during_a_commit_share_the_next_one(database_url, db_engine):
     engine = make_engine(database_url)
     gate = GatedInserts(engine)
     signals = []
     writer = InboxWriter(engine, on_stored=lambda: signals.append(1))
-    leader, first = start(writer.store, "echo", deliveries("a1"))
-    assert gate.first_started.wait(10)
-    followers = [start(writer.store, "echo", deliveries(f"b{i}", f"c{i}")) for i in range(5)]
-    wait_for_waiting(writer, 5)
-    gate.release()
-    for thread, _ in [(leader, first), *followers]:
-        thread.join(10)
+    first, followers = held_then_batched(writer, gate, deliveries("a1"),
+                                         *(deliveries(f"b{i}", f"c{i}") for i in range(5)))
     assert gate.inserts == 2  # the lone first request, then the five that waited, together
     assert len(signals) == 2
     assert keys_of(db_engine, first["ids"]) == {first["ids"][0]: "a1"}
-    for i, (_, outcome) in enumerate(followers):
+    for i, outcome in enumerate(followers):
         assert sorted(keys_of(db_engine, outcome["ids"]).values()) == [f"b{i}", f"c{i}"]
     with db_engine.connect() as connection:
-        assert connection.scalar(select(InboxRecord.id).where(InboxRecord.key == "a1")) == first["ids"][0]
         assert len(connection.execute(select(InboxRecord.id)).all()) == 11
     engine.dispose()
 
 
 def test_a_key_twice_in_one_batch_is_new_for_the_first_request_only(database_url, db_engine):
     engine = make_engine(database_url)
-    gate = GatedInserts(engine)
     writer = InboxWriter(engine)
-    leader, _ = start(writer.store, "echo", deliveries("x0"))
-    assert gate.first_started.wait(10)
-    one = start(writer.store, "echo", deliveries("same", "only-one"))
-    wait_for_waiting(writer, 1)
-    two = start(writer.store, "echo", deliveries("same"))
-    wait_for_waiting(writer, 2)
-    gate.release()
-    for thread, _ in (one, two):
-        thread.join(10)
-    leader.join(10)
-    assert sorted(keys_of(db_engine, one[1]["ids"]).values()) == ["only-one", "same"]
-    assert two[1] == {"ids": []}  # answered as a duplicate: the row is the first request's
+    _, (one, two) = held_then_batched(writer, GatedInserts(engine), deliveries("x0"),
+                                      deliveries("same", "only-one"), deliveries("same"))
+    assert sorted(keys_of(db_engine, one["ids"]).values()) == ["only-one", "same"]
+    assert two == {"ids": []}  # answered as a duplicate: the row is the first request's
     assert writer.store("echo", deliveries("same", "only-one")) == []  # and a redelivery later too
     engine.dispose()
 
@@ -121,20 +121,12 @@ def test_a_lone_request_is_written_at_once_and_signals_only_for_new_rows(databas
 
 def test_a_submission_the_database_rejects_fails_alone(database_url, db_engine):
     engine = make_engine(database_url)
-    gate = GatedInserts(engine)
     writer = InboxWriter(engine)
-    leader, _ = start(writer.store, "echo", deliveries("lead"))
-    assert gate.first_started.wait(10)
-    good = start(writer.store, "echo", deliveries("good"))
-    wait_for_waiting(writer, 1)
     unstorable = [Delivery(key="bad", body=b"{}", headers={"x-bad": object()})]  # not JSON
-    bad = start(writer.store, "echo", unstorable)
-    wait_for_waiting(writer, 2)
-    gate.release()
-    for thread in (leader, good[0], bad[0]):
-        thread.join(10)
-    assert list(keys_of(db_engine, good[1]["ids"]).values()) == ["good"]
-    assert "ids" not in bad[1] and isinstance(bad[1]["error"], Exception)
+    _, (good, bad) = held_then_batched(writer, GatedInserts(engine), deliveries("lead"),
+                                       deliveries("good"), unstorable)
+    assert list(keys_of(db_engine, good["ids"]).values()) == ["good"]
+    assert "ids" not in bad and isinstance(bad["error"], Exception)
     with db_engine.connect() as connection:
         assert sorted(connection.scalars(select(InboxRecord.key))) == ["good", "lead"]
     engine.dispose()
