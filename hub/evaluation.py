@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from time import monotonic
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from sqlalchemy import Table, delete, func, null, select
@@ -33,6 +32,7 @@ from hub.config import Config
 from hub.lifecycle import Stay, current_stage, replay
 from hub.models import (Activity, Change, Identity, Profile, SegmentMember, StageStay, Trait, TriggerMatch,
                         utcnow)
+from hub.periodic import Every
 from hub.profiles import BatchOutcome, feed_lock
 from hub.rules import Facts, Needs
 from hub.segments import Segment, membership
@@ -41,7 +41,8 @@ from hub.unified import UnifiedRecord
 CHUNK = 500
 #: the start of a replay when no fact is new: nothing is replayed, only the clock moved
 NO_NEW_FACTS = datetime.max.replace(tzinfo=timezone.utc)
-_last_refreshed = {"at": float("-inf")}
+#: when this process last refreshed the rules that read the clock
+REFRESHING = Every()
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,9 +352,8 @@ def refresh_if_due(hub) -> int:
     """:func:`refresh`, at most once every ``segments_refresh_minutes`` in this process (the sweeper
     calls it), and only when a segment or trigger rule reads the clock; return the changes written."""
     minutes = hub.config.segments_refresh_minutes
-    if minutes is None or monotonic() - _last_refreshed["at"] < minutes * 60 or not needs(hub.config).clock:
+    if minutes is None or not needs(hub.config).clock or not REFRESHING.due(minutes * 60):
         return 0
-    _last_refreshed["at"] = monotonic()
     return refresh(hub)[1]
 
 

@@ -8,7 +8,6 @@ asking for the changes after an older id learns that it missed some (the API ans
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
@@ -17,12 +16,14 @@ from sqlalchemy.orm import Session
 from hub import outbound
 from hub.db import upsert_insert
 from hub.models import PENDING, Change, FeedHorizon, OutboundDelivery, OutboundSubscription, utcnow
+from hub.periodic import Every
 
 #: pruning runs at most this often per process (from the sweeper)
 PRUNE_EVERY_SECONDS = 3600
 #: changes deleted per statement
 CHUNK = 10_000
-_last_pruned = {"at": float("-inf")}
+#: when this process last pruned
+PRUNING = Every()
 
 
 def horizon(session: Session) -> int:
@@ -60,10 +61,7 @@ def prune(hub, now: datetime | None = None) -> int:
 
 def prune_if_due(hub) -> int:
     """:func:`prune`, at most once every :data:`PRUNE_EVERY_SECONDS` in this process."""
-    if time.monotonic() - _last_pruned["at"] < PRUNE_EVERY_SECONDS:
-        return 0
-    _last_pruned["at"] = time.monotonic()
-    return prune(hub)
+    return prune(hub) if PRUNING.due(PRUNE_EVERY_SECONDS) else 0
 
 
 def _held_from(hub, session: Session) -> int:

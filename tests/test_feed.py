@@ -100,7 +100,7 @@ def test_no_retention_keeps_everything_and_a_bad_one_is_refused(make_feed, make_
 
 def test_the_sweeper_prunes_at_most_once_an_hour(make_feed, monkeypatch):
     app = make_feed(changes={"retention_days": 35})
-    monkeypatch.setitem(feed._last_pruned, "at", float("-inf"))
+    monkeypatch.setattr(feed.PRUNING, "last", float("-inf"))
     calls = []
     monkeypatch.setattr(feed, "prune", lambda hub, now=None: calls.append(hub) or 0)
     with app.app_context():

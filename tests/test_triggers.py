@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hub import evaluation, feed as change_feed, jobs, outbound
+from hub import evaluation, feed as change_feed, jobs, outbound, periodic
 from hub.drain import drain
 from hub.models import Change, SegmentMember, TriggerMatch
 from hub.privacy import erase
@@ -142,10 +142,10 @@ def sweeper(monkeypatch):
     wall = {"now": now}
     refreshes = []
     real = evaluation.refresh
-    monkeypatch.setattr(evaluation, "monotonic", clock)
+    monkeypatch.setattr(periodic, "monotonic", clock)
     monkeypatch.setattr(evaluation, "utcnow", lambda: wall["now"])
-    monkeypatch.setitem(evaluation._last_refreshed, "at", float("-inf"))
-    monkeypatch.setitem(change_feed._last_pruned, "at", float("inf"))  # no pruning in these tests
+    monkeypatch.setattr(evaluation.REFRESHING, "last", float("-inf"))
+    monkeypatch.setattr(change_feed.PRUNING, "last", float("inf"))  # no pruning in these tests
     monkeypatch.setattr(evaluation, "refresh", lambda hub, **kw: refreshes.append(wall["now"]) or real(hub, **kw))
 
     class Sweeper:
