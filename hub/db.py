@@ -1,7 +1,7 @@
 """Engine and sessions for SQLite (embedded) and PostgreSQL."""
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Callable, ContextManager, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -48,10 +48,21 @@ def run_atomic(engine: Engine, statement: Callable[[Connection], T]) -> T:
 
     Tried once more if the server had dropped the pooled connection (a restart).
     """
+    return _once_more_if_dropped(lambda: engine.connect().execution_options(isolation_level="AUTOCOMMIT"),
+                                 statement)
+
+
+def run_in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one transaction, committed at the end; tried once more as :func:`run_atomic`."""
+    return _once_more_if_dropped(engine.begin, work)
+
+
+def _once_more_if_dropped(open_connection: Callable[[], ContextManager[Connection]],
+                          work: Callable[[Connection], T]) -> T:
     for attempt in (1, 2):
         try:
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                return statement(connection)
+            with open_connection() as connection:
+                return work(connection)
         except DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:
                 raise

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from hub import inbox
 from hub.connector import Delivery
-from hub.db import run_atomic
+from hub.db import run_atomic, run_in_transaction
 
 #: rows written by one leader at most (a batch of many large SendGrid requests stays bounded)
 MAX_BATCH_ROWS = 1000
@@ -113,7 +113,7 @@ def _write_together(engine: Engine, batch: list[_Submission]) -> None:
                           for row_id, key in inbox.store_keyed(connection, name, deliveries))
         return stored
 
-    stored = run_atomic(engine, statement) if len(batch) == 1 else _in_transaction(engine, statement)
+    stored = run_atomic(engine, statement) if len(batch) == 1 else run_in_transaction(engine, statement)
     for submission in batch:
         mine = []
         for key in dict.fromkeys(inbox.stored_key(d) for d in submission.deliveries):
@@ -121,18 +121,6 @@ def _write_together(engine: Engine, batch: list[_Submission]) -> None:
             if row_id is not None:
                 mine.append(row_id)
         submission.new_ids = mine
-
-
-def _in_transaction(engine: Engine, statement):
-    """Run ``statement`` in one transaction; tried once more on a connection the server dropped."""
-    for attempt in (1, 2):
-        try:
-            with engine.begin() as connection:
-                return statement(connection)
-        except DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _fail(batch: list[_Submission], error: BaseException) -> None:
