@@ -9,7 +9,7 @@ from flask import current_app
 
 from hub.config import Config, read_config, validate_config
 from hub.connector import Connector
-from hub.db import make_engine, make_sessionmaker
+from hub.db import make_engine, make_read_engine, make_sessionmaker
 from hub.group_commit import InboxWriter
 from hub.identity import IdentityRules
 from hub.mapping import load_mappings
@@ -38,9 +38,8 @@ class Hub:
         self.started_at = utcnow()
         self.engine = make_engine(config.database_url)
         self.session = make_sessionmaker(self.engine)
-        #: sessions for reads that need no transaction: each statement runs on its own
-        #: (no BEGIN and ROLLBACK round trips, and no write lock on SQLite)
-        self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: reads that need no transaction: each statement runs on its own
+        self.read_engine = make_read_engine(self.engine)
         self.reader = make_sessionmaker(self.read_engine)
         if config.redis_url:
             self.queue: EmbeddedQueue | RedisQueue = RedisQueue(config.redis_url)
@@ -77,6 +76,7 @@ class Hub:
         """Release connections and stop the embedded job thread."""
         self.queue.shutdown(wait=True)
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def build_hub(source: str | os.PathLike | Mapping | None = None,

@@ -1,6 +1,8 @@
 """``GET /api/v1/profiles/{id}`` (with provenance, 301 after a merge, 404) and ``/identities``."""
 import pytest
+from sqlalchemy import text
 
+from hub.db import READ_PLAN_LIFETIME
 from tests.api.conftest import BASE, rec
 
 
@@ -122,3 +124,19 @@ def test_unknown_parameters_are_refused(api, bo, suffix):
     response = api.get(f"/api/v1/profiles/{bo}{suffix}", limit="5")
     assert response.status_code == 400
     assert response.get_json() == {"error": {"code": "bad_request", "message": "limit: Unknown field."}}
+
+
+@pytest.mark.postgres
+def test_reads_run_as_prepared_statements_on_their_own_recycled_pool(api, bo, store):
+    hub = api.app.extensions["tributary"]
+    for _ in range(8):
+        assert api.get(f"/api/v1/profiles/{bo}").status_code == 200
+    store.pin(bo, metrics={"orders_count": 3})
+    assert api.get(f"/api/v1/profiles/{bo}").get_json()["metrics"] == {"orders_count": 3}
+    prepared = text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%identity_list%'")
+    with hub.read_engine.connect() as connection:  # the one pooled connection the requests used
+        assert connection.scalar(prepared) == 1
+    with hub.engine.connect() as connection:  # writes never prepare: their plans follow the tables
+        assert connection.scalar(prepared) == 0
+    assert hub.read_engine.pool is not hub.engine.pool
+    assert hub.read_engine.pool._recycle == READ_PLAN_LIFETIME == 600

@@ -156,7 +156,7 @@ def test_a_profile_updated_after_it_was_returned_comes_again_with_its_new_state(
 
 
 def test_a_list_page_costs_one_query_whatever_its_size(api_app, api, seven):
-    engine = api_app.extensions["tributary"].engine
+    engine = api_app.extensions["tributary"].read_engine
     statements = []
 
     def record(conn, cursor, statement, *args):
