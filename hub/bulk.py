@@ -19,22 +19,28 @@ from hub.db import upsert_insert
 
 
 def insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
-           conflict: Sequence[str] = (), update: Sequence[str] = ()) -> None:
+           conflict: Sequence[str] = (), update: Sequence[str] = (),
+           returning: Sequence[str] = ()) -> list[tuple]:
     """INSERT ``rows`` (dicts with the same keys); on a ``conflict`` of those columns, do nothing,
-    or set the ``update`` columns to the new values."""
+    or set the ``update`` columns to the new values. Returns the ``returning`` columns of the
+    rows written (none skipped by a conflict), in no particular order."""
     if not rows:
-        return
+        return []
     columns = tuple(rows[0])
     if connection.dialect.name == "postgresql":
-        statement = _pg_insert(table, columns, tuple(conflict), tuple(update))
-        connection.execute(statement, {"rows": _document(rows)})
-        return
+        statement = _pg_insert(table, columns, tuple(conflict), tuple(update), tuple(returning))
+        result = connection.execute(statement, {"rows": _document(rows)})
+        return [tuple(row) for row in result] if returning else []
     statement = upsert_insert(connection.dialect.name, table)
     if conflict:
         statement = (statement.on_conflict_do_update(index_elements=list(conflict),
                                                      set_={c: statement.excluded[c] for c in update})
                      if update else statement.on_conflict_do_nothing(index_elements=list(conflict)))
-    connection.execute(statement, list(rows))
+    if not returning:
+        connection.execute(statement, list(rows))
+        return []
+    return [tuple(row) for row in connection.execute(statement.returning(*(table.c[c] for c in returning)),
+                                                     list(rows))]
 
 
 def update(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
@@ -74,12 +80,15 @@ def _recordset(table: Table, columns: Sequence[str]) -> str:
 
 
 @functools.cache
-def _pg_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], update: tuple[str, ...]):
+def _pg_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], update: tuple[str, ...],
+               returning: tuple[str, ...] = ()):
     names = ", ".join(columns)
     sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(table, columns)}"
     if conflict:
         action = (f"UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in update)}" if update else "NOTHING")
         sql += f" ON CONFLICT ({', '.join(conflict)}) DO {action}"
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
     return text(sql)
 
 

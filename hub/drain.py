@@ -7,7 +7,7 @@ from typing import Sequence
 
 from sqlalchemy.orm import Session
 
-from hub import inbox, metrics
+from hub import inbox, metrics, statistics
 from hub.models import InboxRecord, utcnow
 from hub.outbound import subscriptions
 from hub.queue import DRAIN_JOB, quietly as _queue_call
@@ -31,6 +31,7 @@ def drain_batch(hub: Hub) -> tuple[int, bool]:
         inbox.mark_processed(session, [r.id for r in done], now)
     if done and subscriptions(hub):
         hub.signal_deliver()  # the batch may have added changes: send them to the subscribers
+    statistics.refresh_if_due(hub.engine)  # the batch grew the tables its successors read
     metrics.DRAIN_BATCH_SIZE.observe(len(records))
     metrics.DRAIN_BATCH_SECONDS.observe(time.perf_counter() - started)
     for record in done:

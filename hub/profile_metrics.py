@@ -6,9 +6,9 @@ order of arrival, after merges, and after a rebuild.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,6 +46,23 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
     bulk.update(session.connection(), Profile.__table__, [
         {"id": pid, "metrics": metrics_of(timelines.get(pid, ()), spans.get(pid)), "updated_at": now}
         for pid in profile_ids], keys=("id",), values=("metrics", "updated_at"))
+
+
+def widened(metrics: Mapping, times: Iterable[datetime]) -> dict | None:
+    """``metrics`` with first and last seen stretched to cover ``times``: the metrics after new
+    activities that count for nothing else (page views, e-mail events); None if ``metrics``
+    is not a whole metrics document to start from."""
+    if not isinstance(metrics, Mapping) or not set(EMPTY).issubset(metrics):
+        return None
+    times = [t.astimezone(timezone.utc) for t in times]
+    first, last = metrics["first_seen_at"], metrics["last_seen_at"]
+    if first is not None:
+        times.append(datetime.fromisoformat(first))
+    if last is not None:
+        times.append(datetime.fromisoformat(last))
+    if not times:
+        return dict(metrics)
+    return {**metrics, "first_seen_at": _iso(min(times)), "last_seen_at": _iso(max(times))}
 
 
 def metrics_of(activities: Iterable, span: tuple[datetime, datetime] | None = None) -> dict:
@@ -111,4 +128,8 @@ def _money(props: dict) -> tuple[Decimal | None, str]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return value.astimezone(timezone.utc).isoformat() if value else None
+
+
+#: the metrics of an empty timeline
+EMPTY = metrics_of(())

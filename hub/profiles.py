@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session
 from hub import bulk
 from hub.db import upsert_insert
 from hub.identity import IdentityRules, identifier_hash
-from hub.profile_metrics import compute_metrics, metrics_of
+from hub.profile_metrics import COUNTED, EMPTY as EMPTY_METRICS, compute_metrics, widened
 from hub.models import Activity, Change, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
 from hub.unified import UnifiedRecord
 
 NAMESPACE = uuid.UUID("6f1c1f7e-3b7a-4c55-9a51-7d0c2a9e4b10")
 LOCK_BUCKETS = 1024
-EMPTY_METRICS = metrics_of(())
 CHUNK = 500
 
 Ident = tuple[str, str]
@@ -42,6 +41,7 @@ class _Known:
 
     created_at: datetime
     counts: dict[str, int] = field(default_factory=dict)
+    metrics: Any = field(default_factory=lambda: EMPTY_METRICS)
 
 
 @dataclass
@@ -252,13 +252,13 @@ class BatchWriter:
         """Lock and read the owners; follow merges committed meanwhile to their survivors."""
         postgres = self.session.get_bind().dialect.name == "postgresql"
         while wanted:
-            query = select(Profile.id, Profile.created_at, Profile.merged_into).where(
+            query = select(Profile.id, Profile.created_at, Profile.merged_into, Profile.metrics).where(
                 Profile.id.in_(sorted(wanted))).order_by(Profile.id)
             if postgres:
                 query = query.with_for_update()
             following = set()
-            for profile, created_at, merged_into in self.session.execute(query):
-                self.known[profile] = _Known(created_at=created_at)
+            for profile, created_at, merged_into, metrics in self.session.execute(query):
+                self.known[profile] = _Known(created_at=created_at, metrics=metrics)
                 if merged_into:
                     self.parent[profile] = merged_into
                     following.add(merged_into)
@@ -290,15 +290,41 @@ class BatchWriter:
             session.execute(delete(Identity).where(Identity.type == kind, Identity.value == value,
                                                    Identity.profile_id == final(profile)))
         self._write_traits()
-        if self.activities:
-            for row in self.activities:
-                row["profile_id"] = final(row["profile_id"])
-            bulk.insert(connection, Activity.__table__, self.activities, conflict=("source", "source_id", "type"))
+        self._write_timelines(now)
         self.outcome.touched = {final(p) for p in self.outcome.touched}
-        timelines_changed = {row["profile_id"] for row in self.activities}
-        timelines_changed.update(final(survivor) for survivor, _, _, _ in self.outcome.merges)
-        compute_metrics(session, sorted(timelines_changed), now)
         self._write_changes(now)
+
+    def _write_timelines(self, now: datetime) -> None:
+        """Insert the batch's activities and bring the metrics of the profiles they went to up to date.
+
+        Only a profile given an order, payment or ticket (or a merge) has its metrics recomputed
+        from its timeline; the others (page views, e-mail events) only see first and last seen
+        stretched to the new activities' times, from the metrics loaded with the profile.
+        """
+        final, key = self._find, _activity_key
+        rows: dict[tuple[str, str, str], dict] = {}
+        for row in self.activities:  # the first of two copies of one activity is the one kept
+            row["profile_id"] = final(row["profile_id"])
+            rows.setdefault(key(row), row)
+        written = bulk.insert(self.session.connection(), Activity.__table__, list(rows.values()),
+                              conflict=("source", "source_id", "type"), returning=("source", "source_id", "type"))
+        recount = {final(survivor) for survivor, _, _, _ in self.outcome.merges}
+        times: dict[str, list[datetime]] = {row["profile_id"]: [] for row in rows.values()}
+        for source, source_id, kind in written:
+            row = rows[(source, source_id, kind)]
+            if kind in COUNTED:
+                recount.add(row["profile_id"])
+            times[row["profile_id"]].append(row["occurred_at"])
+        stretched = []
+        for profile, moments in sorted(times.items()):
+            metrics = None if profile in recount else widened(self.known[profile].metrics, moments)
+            if metrics is None:
+                recount.add(profile)
+            else:
+                stretched.append({"id": profile, "metrics": metrics, "updated_at": now})
+        compute_metrics(self.session, sorted(recount), now)
+        bulk.update(self.session.connection(), Profile.__table__, stretched, keys=("id",),
+                    values=("metrics", "updated_at"))
 
     def _write_changes(self, now: datetime) -> None:
         """Append this batch's changes to the feed, in commit order (see :func:`feed_lock`)."""
@@ -418,6 +444,11 @@ def _insert(session: Session, model: Any):
     # RETURNING lets SQLAlchemy send many rows per statement ("insertmanyvalues")
     return upsert_insert(dialect, table).returning(
         *table.primary_key.columns)
+
+
+def _activity_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What makes an activity unique: its source, its id there and its type."""
+    return row["source"], row["source_id"], row["type"]
 
 
 def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:

@@ -27,7 +27,7 @@ def person_records(n_people: int) -> list[UnifiedRecord]:
         anon, shop = ("website_anonymous_id", f"anon-{p}"), ("shopify_customer_id", str(1000 + p))
         for ids, traits, activity in (
             ([anon], {}, ("page.viewed", f"pv-{p}")),
-            ([anon, email], {"first_name": f"P{p}"}, None),
+            ([anon, email], {"first_name": f"P{p}"}, ("email.opened", f"eo-{p}")),
             ([shop, email], {"first_name": f"Person {p}", "locale": "en"}, ("order.placed", f"o-{p}")),
             ([shop, phone], {}, ("order.refunded", f"r-{p}")),
         ):

@@ -2,7 +2,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from hub.identity import IdentityRules, identifier_hash
@@ -213,6 +213,32 @@ def test_a_profile_without_activities_has_zero_metrics(store):
     assert store.metrics(store.profile_of("email", "zero@example.com")) == {
         "orders_count": 0, "total_spent": {}, "currency": None, "last_order_at": None, "payments_count": 0,
         "total_paid": {}, "open_tickets": 0, "first_seen_at": None, "last_seen_at": None}
+
+
+def test_page_views_and_email_events_stretch_first_and_last_seen_without_reading_the_timeline(store, db_engine):
+    order = act("order.placed", "o-1", 5, amount="20.00", currency="EUR")
+    store.write(rec("shopify", ("email", "seen@example.com"), at=5, activities=[order]))
+    person = store.profile_of("email", "seen@example.com")
+    timeline_reads = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM activities" in statement:
+            timeline_reads.append(statement)
+
+    event.listen(db_engine, "before_cursor_execute", record)
+    try:
+        store.write(rec("sendgrid", ("email", "seen@example.com"), at=9, activities=[act("email.opened", "e-1", 9)]),
+                    rec("website", ("email", "seen@example.com"), at=2, activities=[act("page.viewed", "pv-1", 2)]))
+        store.write(rec("website", ("email", "seen@example.com"), at=7,
+                        activities=[act("page.viewed", "pv-2", 7), act("page.viewed", "pv-1", 1)]))
+    finally:
+        event.remove(db_engine, "before_cursor_execute", record)
+    assert timeline_reads == []
+    assert store.metrics(person) == {
+        "orders_count": 1, "total_spent": {"EUR": "20.00"}, "currency": "EUR",
+        "last_order_at": "2026-11-01T14:00:00+00:00", "payments_count": 0, "total_paid": {}, "open_tickets": 0,
+        "first_seen_at": "2026-11-01T11:00:00+00:00", "last_seen_at": "2026-11-01T18:00:00+00:00"}
+    assert len(store.timeline(person)) == 4  # pv-1 a second time, at another time, is the same activity
 
 
 def test_a_refund_that_names_only_its_order_joins_the_buyer(store):
