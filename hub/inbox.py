@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from hub.connector import Delivery
-from hub.db import is_postgres, upsert_insert
+from hub.db import is_postgres, one_of, upsert_insert
 from hub.models import FAILED, PENDING, PROCESSED, WEBHOOK, InboxRecord, utcnow
 
 ERROR_LIMIT = 2000
@@ -91,7 +91,7 @@ def mark_processed(session: Session, ids: Sequence[int], now: datetime | None = 
     """Mark rows processed (in the transaction that wrote their effects); erased rows stay erased."""
     if ids:
         session.execute(
-            update(InboxRecord).where(InboxRecord.id.in_(ids),
+            update(InboxRecord).where(one_of(session.get_bind().dialect.name, InboxRecord.id, ids),
                                       InboxRecord.status == PENDING)
             .values(status=PROCESSED, processed_at=now or utcnow(), error=None)
             .execution_options(synchronize_session=False)  # the batch's objects are not read again

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import bulk
+from hub.db import one_of
 from hub.models import Activity, Profile
 from hub.unified import ACTIVITY_TYPES
 
@@ -32,18 +33,21 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
         return
     timelines: dict[str, list] = defaultdict(list)
     spans: dict[str, tuple[datetime, datetime]] = {}
-    for start in range(0, len(profile_ids), 500):
-        chunk = Activity.profile_id.in_(list(profile_ids[start:start + 500]))
-        for pid, first, last in session.execute(
+    connection = session.connection()
+    dialect = connection.dialect.name
+    step = len(profile_ids) if dialect == "postgresql" else 500  # one array parameter, or SQLite's limit
+    for start in range(0, len(profile_ids), step):
+        chunk = one_of(dialect, Activity.profile_id, profile_ids[start:start + step])
+        for pid, first, last in connection.execute(
                 select(Activity.profile_id, func.min(Activity.occurred_at), func.max(Activity.occurred_at))
                 .where(chunk).group_by(Activity.profile_id)):
             spans[pid] = (first, last)
-        rows = session.execute(select(Activity.profile_id, Activity.type, Activity.source, Activity.source_id,
-                                      Activity.occurred_at, Activity.properties)
-                               .where(chunk, Activity.type.in_(COUNTED)))
+        rows = connection.execute(select(Activity.profile_id, Activity.type, Activity.source, Activity.source_id,
+                                         Activity.occurred_at, Activity.properties)
+                                  .where(chunk, Activity.type.in_(COUNTED)))
         for row in rows:
             timelines[row.profile_id].append(row)
-    bulk.update(session.connection(), Profile.__table__, [
+    bulk.update(connection, Profile.__table__, [
         {"id": pid, "metrics": metrics_of(timelines.get(pid, ()), spans.get(pid)), "updated_at": now}
         for pid in profile_ids], keys=("id",), values=("metrics", "updated_at"))
 

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from hub import bulk
-from hub.db import upsert_insert
+from hub.db import one_of
 from hub.identity import IdentityRules, identifier_hash
 from hub.profile_metrics import COUNTED, EMPTY as EMPTY_METRICS, compute_metrics, widened
 from hub.models import Activity, Change, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
@@ -60,6 +60,9 @@ class BatchWriter:
 
     def __init__(self, session: Session, rules: IdentityRules, trait_priority: Mapping[str, Sequence[str]]):
         self.session = session
+        #: Core statements run on the session's connection: rows, no ORM bookkeeping
+        self.connection = session.connection()
+        self.postgres = self.connection.dialect.name == "postgresql"
         self.rules = rules
         self.trait_priority = trait_priority
         self.owner: dict[Ident, str] = {}
@@ -73,6 +76,13 @@ class BatchWriter:
         self.separations: list[tuple[str, str]] = []
         self.changed_traits: list[tuple[str, str]] = []
         self.seen: dict[Ident, datetime] = {}
+
+    def _in(self, column, values: Sequence):
+        return one_of(self.connection.dialect.name, column, values)
+
+    def _chunks(self, items: list) -> Iterable[list]:
+        """``items`` in one piece on PostgreSQL (one array parameter), in SQLite-sized pieces elsewhere."""
+        return [items] if self.postgres else _chunks(items)
 
     # -- resolution -----------------------------------------------------------------
 
@@ -108,9 +118,9 @@ class BatchWriter:
         found: dict[tuple[str, str, str], str] = {}
         table = Activity.__table__
         for source, ids in wanted.items():
-            for chunk in _chunks(sorted(ids)):
-                rows = self.session.execute(select(table.c.type, table.c.source_id, table.c.profile_id)
-                                            .where(table.c.source == source, table.c.source_id.in_(chunk)))
+            for chunk in self._chunks(sorted(ids)):
+                rows = self.connection.execute(select(table.c.type, table.c.source_id, table.c.profile_id)
+                                               .where(table.c.source == source, self._in(table.c.source_id, chunk)))
                 for kind, source_id, profile in rows:
                     found[(source, kind, source_id)] = profile
         self._load_profiles(set(found.values()) - set(self.known))
@@ -224,9 +234,9 @@ class BatchWriter:
     def _suppressed(self, idents: set[Ident]) -> set[Ident]:
         hashes = {identifier_hash(*ident): ident for ident in idents}
         found = set()
-        for chunk in _chunks(list(hashes)):
-            found.update(self.session.scalars(
-                select(Suppression.identifier_hash).where(Suppression.identifier_hash.in_(chunk))))
+        for chunk in self._chunks(list(hashes)):
+            found.update(self.connection.scalars(
+                select(Suppression.identifier_hash).where(self._in(Suppression.identifier_hash, chunk))))
         return {hashes[h] for h in found}
 
     def _load(self, idents: set[Ident]) -> None:
@@ -235,46 +245,44 @@ class BatchWriter:
             by_type.setdefault(kind, []).append(value)
         table = Identity.__table__
         for kind, values in by_type.items():  # (type, value IN ...) uses the unique index
-            for chunk in _chunks(values):
-                rows = self.session.execute(select(table.c.value, table.c.profile_id)
-                                            .where(table.c.type == kind, table.c.value.in_(chunk)))
+            for chunk in self._chunks(values):
+                rows = self.connection.execute(select(table.c.value, table.c.profile_id)
+                                               .where(table.c.type == kind, self._in(table.c.value, chunk)))
                 for value, profile in rows:
                     self.owner[(kind, value)] = profile
         owners = set(self.owner.values())
         table = Separation.__table__
-        for chunk in _chunks(sorted(owners)):
-            rows = self.session.execute(select(table.c.profile_a, table.c.profile_b).where(
-                or_(table.c.profile_a.in_(chunk), table.c.profile_b.in_(chunk))))
+        for chunk in self._chunks(sorted(owners)):
+            rows = self.connection.execute(select(table.c.profile_a, table.c.profile_b).where(
+                or_(self._in(table.c.profile_a, chunk), self._in(table.c.profile_b, chunk))))
             self.separations.extend((a, b) for a, b in rows)
         self._load_profiles(owners | {p for pair in self.separations for p in pair})
 
     def _load_profiles(self, wanted: set[str]) -> None:
         """Lock and read the owners; follow merges committed meanwhile to their survivors."""
-        postgres = self.session.get_bind().dialect.name == "postgresql"
         while wanted:
             query = select(Profile.id, Profile.created_at, Profile.merged_into, Profile.metrics).where(
-                Profile.id.in_(sorted(wanted))).order_by(Profile.id)
-            if postgres:
+                self._in(Profile.id, sorted(wanted))).order_by(Profile.id)
+            if self.postgres:
                 query = query.with_for_update()
             following = set()
-            for profile, created_at, merged_into, metrics in self.session.execute(query):
+            for profile, created_at, merged_into, metrics in self.connection.execute(query):
                 self.known[profile] = _Known(created_at=created_at, metrics=metrics)
                 if merged_into:
                     self.parent[profile] = merged_into
                     following.add(merged_into)
             wanted = following - set(self.known)
         live = sorted(p for p in self.known if p not in self.parent)
-        for chunk in _chunks(live):
+        for chunk in self._chunks(live):
             counts = select(Identity.profile_id, Identity.type, func.count()).where(
-                Identity.profile_id.in_(chunk)).group_by(Identity.profile_id, Identity.type)
-            for profile, kind, n in self.session.execute(counts):
+                self._in(Identity.profile_id, chunk)).group_by(Identity.profile_id, Identity.type)
+            for profile, kind, n in self.connection.execute(counts):
                 self.known[profile].counts[kind] = n
 
     # -- writing ----------------------------------------------------------------------
 
     def _write(self) -> None:
-        session, now = self.session, utcnow()
-        connection = session.connection()
+        session, connection, now = self.session, self.connection, utcnow()
         bulk.insert(connection, Profile.__table__, [
             {"id": p, "created_at": self.known[p].created_at, "updated_at": now, "metrics": EMPTY_METRICS}
             for p in self.outcome.created])
@@ -306,7 +314,7 @@ class BatchWriter:
         for row in self.activities:  # the first of two copies of one activity is the one kept
             row["profile_id"] = final(row["profile_id"])
             rows.setdefault(key(row), row)
-        written = bulk.insert(self.session.connection(), Activity.__table__, list(rows.values()),
+        written = bulk.insert(self.connection, Activity.__table__, list(rows.values()),
                               conflict=("source", "source_id", "type"), returning=("source", "source_id", "type"))
         recount = {final(survivor) for survivor, _, _, _ in self.outcome.merges}
         times: dict[str, list[datetime]] = {row["profile_id"]: [] for row in rows.values()}
@@ -323,7 +331,7 @@ class BatchWriter:
             else:
                 stretched.append({"id": profile, "metrics": metrics, "updated_at": now})
         compute_metrics(self.session, sorted(recount), now)
-        bulk.update(self.session.connection(), Profile.__table__, stretched, keys=("id",),
+        bulk.update(self.connection, Profile.__table__, stretched, keys=("id",),
                     values=("metrics", "updated_at"))
 
     def _write_changes(self, now: datetime) -> None:
@@ -346,7 +354,7 @@ class BatchWriter:
             changes.append({"type": "profile.updated", "profile_id": profile, "data": {"fields": sorted(names)}})
         if changes:
             feed_lock(self.session)
-            bulk.insert(self.session.connection(), Change.__table__, [{**c, "created_at": now} for c in changes])
+            bulk.insert(self.connection, Change.__table__, [{**c, "created_at": now} for c in changes])
 
     def _write_merges(self, now: datetime) -> None:
         """Move everything of the merged-away profiles to their final survivors, set-based."""
@@ -354,13 +362,13 @@ class BatchWriter:
             return
         moved = {merged: self._find(merged) for _, merged, _, _ in self.outcome.merges}
         params = [{"m": m, "s": s} for m, s in sorted(moved.items())]
-        connection = self.session.connection()
+        connection = self.connection
         held: dict[str, list] = {m: [] for m in moved}
         identities = Identity.__table__
-        for chunk in _chunks(sorted(moved)):
+        for chunk in self._chunks(sorted(moved)):
             for kind, value, profile in connection.execute(select(
                     identities.c.type, identities.c.value, identities.c.profile_id)
-                    .where(identities.c.profile_id.in_(chunk))):
+                    .where(self._in(identities.c.profile_id, chunk))):
                 held[profile].append([kind, value])
         for (kind, value), (profile, _, _) in self.new_identities.items():
             if profile in held:
@@ -369,15 +377,15 @@ class BatchWriter:
             connection.execute(table.update().where(table.c.profile_id == bindparam("m"))
                                .values(profile_id=bindparam("s")), params)
         traits = Trait.__table__
-        for chunk in _chunks(sorted(moved)):
-            for trait in connection.execute(select(traits).where(traits.c.profile_id.in_(chunk))):
+        for chunk in self._chunks(sorted(moved)):
+            for trait in connection.execute(select(traits).where(self._in(traits.c.profile_id, chunk))):
                 survivor = moved[trait.profile_id]
                 key = self._trait_key(trait.name, trait.source, trait.observed_at, trait.inbox_id or 0)
                 current = self.traits.get((survivor, trait.name))
                 if current is None or key > current[0]:
                     self.traits[(survivor, trait.name)] = (key, trait.value, trait.source, trait.observed_at,
                                                            trait.inbox_id)
-            connection.execute(traits.delete().where(traits.c.profile_id.in_(chunk)))
+            connection.execute(traits.delete().where(self._in(traits.c.profile_id, chunk)))
         profiles = Profile.__table__
         for column in (profiles.c.id, profiles.c.merged_into):  # two indexed updates, not one OR scan
             connection.execute(profiles.update().where(column == bindparam("m"))
@@ -391,7 +399,7 @@ class BatchWriter:
     def _write_traits(self) -> None:
         if not self.traits:
             return
-        session, final = self.session, self._find
+        final = self._find
         best: dict[tuple[str, str], tuple] = {}
         for (profile, name), candidate in self.traits.items():
             key = (final(profile), name)
@@ -399,8 +407,8 @@ class BatchWriter:
                 best[key] = candidate
         existing = {}
         table = Trait.__table__
-        for chunk in _chunks(sorted({profile for profile, _ in best})):
-            for trait in session.execute(select(table).where(table.c.profile_id.in_(chunk))):
+        for chunk in self._chunks(sorted({profile for profile, _ in best})):
+            for trait in self.connection.execute(select(table).where(self._in(table.c.profile_id, chunk))):
                 if (trait.profile_id, trait.name) in best:
                     existing[(trait.profile_id, trait.name)] = trait
         rows = []
@@ -411,7 +419,7 @@ class BatchWriter:
             rows.append({"profile_id": profile, "name": name, "value": value, "source": source,
                          "observed_at": observed_at, "inbox_id": inbox_id})
         self.changed_traits = [(row["profile_id"], row["name"]) for row in rows]
-        bulk.insert(session.connection(), Trait.__table__, rows, conflict=("profile_id", "name"),
+        bulk.insert(self.connection, Trait.__table__, rows, conflict=("profile_id", "name"),
                     update=("value", "source", "observed_at", "inbox_id"))
 
 
@@ -435,15 +443,6 @@ def feed_lock(session: Session) -> None:
     """Serialise change-feed writers until commit, so feed ids follow commit order (no gaps)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK})
-
-
-def _insert(session: Session, model: Any):
-    """A dialect INSERT on the model's table (Core: no ORM bookkeeping for bulk rows)."""
-    dialect = session.get_bind().dialect.name
-    table = model.__table__
-    # RETURNING lets SQLAlchemy send many rows per statement ("insertmanyvalues")
-    return upsert_insert(dialect, table).returning(
-        *table.primary_key.columns)
 
 
 def _activity_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
