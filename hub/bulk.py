@@ -61,6 +61,21 @@ def update(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any
                                    for r in rows])
 
 
+def move(connection: Connection, table: Table, match: str, target: str, moves: Mapping[Any, Any],
+         **values: Any) -> None:
+    """On every row whose ``match`` column holds a key of ``moves``, set ``target`` to that key's
+    value, and each of ``values`` to its value."""
+    if not moves:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(_pg_move(table, match, target, tuple(sorted(values))),
+                           {"rows": _document([{"old": old, "new": new} for old, new in moves.items()]), **values})
+        return
+    statement = (table.update().where(table.c[match] == bindparam("old"))
+                 .values({target: bindparam("new"), **{name: bindparam(name) for name in values}}))
+    connection.execute(statement, [{"old": old, "new": new, **values} for old, new in moves.items()])
+
+
 def _document(rows: Sequence[Mapping[str, Any]]) -> str:
     """The rows as one JSON array (times in ISO 8601)."""
     return json.dumps(rows, default=_iso, separators=(",", ":"))
@@ -100,3 +115,13 @@ def _pg_update(table: Table, keys: tuple[str, ...], values: tuple[str, ...], new
     if newer:
         sql += f" AND t.{newer} < r.{newer}"
     return text(sql)
+
+
+@functools.cache
+def _pg_move(table: Table, match: str, target: str, values: tuple[str, ...]):
+    dialect = postgresql.dialect()
+    types = (f"old {table.c[match].type.compile(dialect=dialect)}, "
+             f"new {table.c[target].type.compile(dialect=dialect)}")
+    assignments = ", ".join([f"{target} = r.new", *(f"{name} = :{name}" for name in values)])
+    return text(f"UPDATE {table.name} AS t SET {assignments} FROM json_to_recordset(CAST(:rows AS json)) "
+                f"AS r({types}) WHERE t.{match} = r.old")

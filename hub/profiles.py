@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text
+from sqlalchemy import delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from hub import bulk
@@ -360,8 +360,7 @@ class BatchWriter:
         """Move everything of the merged-away profiles to their final survivors, set-based."""
         if not self.outcome.merges:
             return
-        moved = {merged: self._find(merged) for _, merged, _, _ in self.outcome.merges}
-        params = [{"m": m, "s": s} for m, s in sorted(moved.items())]
+        moved = {merged: self._find(merged) for _, merged, _, _ in sorted(self.outcome.merges, key=lambda m: m[1])}
         connection = self.connection
         held: dict[str, list] = {m: [] for m in moved}
         identities = Identity.__table__
@@ -374,8 +373,7 @@ class BatchWriter:
             if profile in held:
                 held[profile].append([kind, value])
         for table in (Identity.__table__, Activity.__table__):
-            connection.execute(table.update().where(table.c.profile_id == bindparam("m"))
-                               .values(profile_id=bindparam("s")), params)
+            bulk.move(connection, table, "profile_id", "profile_id", moved)
         traits = Trait.__table__
         for chunk in self._chunks(sorted(moved)):
             for trait in connection.execute(select(traits).where(self._in(traits.c.profile_id, chunk))):
@@ -386,10 +384,8 @@ class BatchWriter:
                     self.traits[(survivor, trait.name)] = (key, trait.value, trait.source, trait.observed_at,
                                                            trait.inbox_id)
             connection.execute(traits.delete().where(self._in(traits.c.profile_id, chunk)))
-        profiles = Profile.__table__
-        for column in (profiles.c.id, profiles.c.merged_into):  # two indexed updates, not one OR scan
-            connection.execute(profiles.update().where(column == bindparam("m"))
-                               .values(merged_into=bindparam("s"), updated_at=now), params)
+        for column in ("id", "merged_into"):  # two indexed updates, not one OR scan
+            bulk.move(connection, Profile.__table__, column, "merged_into", moved, updated_at=now)
         connection.execute(insert(Merge.__table__), [
             {"survivor_id": survivor, "merged_id": merged, "identifier_type": ident[0],
              "identifier_value": ident[1], "inbox_id": inbox_id, "created_at": now,
