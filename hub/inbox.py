@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, Select, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from hub.connector import Delivery
 from hub.db import is_postgres, one_of, upsert_insert
@@ -80,6 +80,7 @@ def claim_statement(limit: int, now: datetime, skip_locked: bool) -> Select:
     """
     statement = (
         select(InboxRecord)
+        .options(defer(InboxRecord.headers))  # kept for the record; processing reads the body
         .where(InboxRecord.status == PENDING, InboxRecord.next_attempt_at <= now)
         .order_by(InboxRecord.next_attempt_at, InboxRecord.id)
         .limit(limit)

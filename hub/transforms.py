@@ -6,6 +6,7 @@ the spec (e.g. the currency for ``minor_units``), ``context`` holds ``default_re
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
@@ -90,8 +91,15 @@ def timestamp(value: Any, arg: Any, context: dict) -> datetime:
 
 def e164(value: Any, arg: Any, context: dict) -> str | None:
     """A phone number in E.164, read with the configured default region; None if impossible."""
+    return phone_e164(str(value), context.get("default_region") or "US")
+
+
+@functools.lru_cache(maxsize=65536)
+def phone_e164(text: str, region: str) -> str | None:
+    """``text`` as an E.164 phone number read in ``region``, or None; remembered, as one person's
+    number comes in many records, and is read again when its identifier is normalised."""
     try:
-        number = phonenumbers.parse(str(value), context.get("default_region") or "US")
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_possible_number(number):
