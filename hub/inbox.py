@@ -91,12 +91,10 @@ def claim_statement(limit: int, now: datetime, skip_locked: bool) -> Select:
 def mark_processed(session: Session, ids: Sequence[int], now: datetime | None = None) -> None:
     """Mark rows processed (in the transaction that wrote their effects); erased rows stay erased."""
     if ids:
-        session.execute(
-            update(InboxRecord).where(one_of(session.get_bind().dialect.name, InboxRecord.id, ids),
-                                      InboxRecord.status == PENDING)
-            .values(status=PROCESSED, processed_at=now or utcnow(), error=None)
-            .execution_options(synchronize_session=False)  # the batch's objects are not read again
-        )
+        table, connection = InboxRecord.__table__, session.connection()  # Core: the batch's objects are not read again
+        connection.execute(table.update().where(one_of(connection.dialect.name, table.c.id, ids),
+                                                table.c.status == PENDING)
+                           .values(status=PROCESSED, processed_at=now or utcnow(), error=None))
 
 
 def mark_attempt_failed(session: Session, record: InboxRecord, error: str, max_attempts: int,

@@ -24,13 +24,25 @@ COUNTED = tuple(t for t in ACTIVITY_TYPES if t.startswith(("order.", "payment.",
 
 
 def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime) -> None:
-    """Recompute and store ``metrics`` for these profiles (ids of surviving profiles).
+    """Recompute and store ``metrics`` for these profiles (ids of surviving profiles)."""
+    store_metrics(session, recomputed(session, profile_ids), now)
+
+
+def store_metrics(session: Session, metrics: Mapping[str, dict], now: datetime) -> None:
+    """Write each profile's ``metrics`` (by profile id) in one statement, marking it updated ``now``."""
+    bulk.update(session.connection(), Profile.__table__,
+                [{"id": pid, "metrics": value, "updated_at": now} for pid, value in sorted(metrics.items())],
+                keys=("id",), values=("metrics", "updated_at"))
+
+
+def recomputed(session: Session, profile_ids: Sequence[str]) -> dict[str, dict]:
+    """The metrics of these profiles, from their timelines.
 
     First and last seen come from one aggregate; only the activities that count (orders,
     payments, tickets) are read whole, not the page views and e-mail events around them.
     """
     if not profile_ids:
-        return
+        return {}
     timelines: dict[str, list] = defaultdict(list)
     spans: dict[str, tuple[datetime, datetime]] = {}
     connection = session.connection()
@@ -47,9 +59,7 @@ def compute_metrics(session: Session, profile_ids: Sequence[str], now: datetime)
                                   .where(chunk, Activity.type.in_(COUNTED)))
         for row in rows:
             timelines[row.profile_id].append(row)
-    bulk.update(connection, Profile.__table__, [
-        {"id": pid, "metrics": metrics_of(timelines.get(pid, ()), spans.get(pid)), "updated_at": now}
-        for pid in profile_ids], keys=("id",), values=("metrics", "updated_at"))
+    return {pid: metrics_of(timelines.get(pid, ()), spans.get(pid)) for pid in profile_ids}
 
 
 def widened(metrics: Mapping, times: Iterable[datetime]) -> dict | None:

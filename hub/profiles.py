@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from hub import bulk
 from hub.db import one_of
 from hub.identity import IdentityRules, identifier_hash
-from hub.profile_metrics import COUNTED, EMPTY as EMPTY_METRICS, compute_metrics, widened
+from hub.profile_metrics import COUNTED, EMPTY as EMPTY_METRICS, recomputed, store_metrics, widened
 from hub.models import Activity, Change, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
 from hub.unified import UnifiedRecord
 
@@ -323,16 +323,15 @@ class BatchWriter:
             if kind in COUNTED:
                 recount.add(row["profile_id"])
             times[row["profile_id"]].append(row["occurred_at"])
-        stretched = []
-        for profile, moments in sorted(times.items()):
-            metrics = None if profile in recount else widened(self.known[profile].metrics, moments)
-            if metrics is None:
+        metrics = {}
+        for profile, moments in times.items():
+            stretched = None if profile in recount else widened(self.known[profile].metrics, moments)
+            if stretched is None:
                 recount.add(profile)
             else:
-                stretched.append({"id": profile, "metrics": metrics, "updated_at": now})
-        compute_metrics(self.session, sorted(recount), now)
-        bulk.update(self.connection, Profile.__table__, stretched, keys=("id",),
-                    values=("metrics", "updated_at"))
+                metrics[profile] = stretched
+        metrics.update(recomputed(self.session, sorted(recount)))
+        store_metrics(self.session, metrics, now)
 
     def _write_changes(self, now: datetime) -> None:
         """Append this batch's changes to the feed, in commit order (see :func:`feed_lock`)."""
