@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import delete, func, insert, or_, select, text
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from hub import bulk
@@ -385,7 +385,7 @@ class BatchWriter:
             connection.execute(traits.delete().where(self._in(traits.c.profile_id, chunk)))
         for column in ("id", "merged_into"):  # two indexed updates, not one OR scan
             bulk.move(connection, Profile.__table__, column, "merged_into", moved, updated_at=now)
-        connection.execute(insert(Merge.__table__), [
+        bulk.insert(connection, Merge.__table__, [
             {"survivor_id": survivor, "merged_id": merged, "identifier_type": ident[0],
              "identifier_value": ident[1], "inbox_id": inbox_id, "created_at": now,
              "moved": sorted(held[merged])}
