@@ -1,7 +1,7 @@
 """Engine and sessions for SQLite (embedded) and PostgreSQL."""
 from __future__ import annotations
 
-from typing import Callable, ContextManager, Iterable, TypeVar
+from typing import Callable, ContextManager, Iterable, Sequence, TypeVar
 
 from sqlalchemy import Connection, Engine, any_, bindparam, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -60,8 +60,8 @@ def make_read_engine(engine: Engine) -> Engine:
     """
     if not is_postgres(engine):
         return engine.execution_options(isolation_level="AUTOCOMMIT")
-    return create_engine(engine.url, pool_size=5, max_overflow=10, pool_recycle=READ_PLAN_LIFETIME,
-                         connect_args={"prepare_threshold": 5}, isolation_level="AUTOCOMMIT")
+    return make_engine(engine.url.render_as_string(hide_password=False), pool_recycle=READ_PLAN_LIFETIME,
+                       connect_args={"prepare_threshold": 5}, isolation_level="AUTOCOMMIT")
 
 
 def run_atomic(engine: Engine, statement: Callable[[Connection], T]) -> T:
@@ -107,6 +107,14 @@ def one_of(dialect: str, column: ColumnElement, values: Iterable) -> ColumnEleme
     if dialect == "postgresql":
         return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
     return column.in_(list(values))
+
+
+def pieces(dialect: str, items: Sequence[T], size: int = 500) -> list[Sequence[T]]:
+    """``items`` to look up with :func:`one_of`: in one piece on PostgreSQL (one array
+    parameter), in pieces of ``size`` elsewhere (SQLite's limit on bound parameters)."""
+    if dialect == "postgresql":
+        return [items] if items else []
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import bulk
-from hub.db import one_of
+from hub.db import one_of, pieces
 from hub.models import Activity, Profile
 from hub.unified import ACTIVITY_TYPES
 
@@ -47,9 +47,8 @@ def recomputed(session: Session, profile_ids: Sequence[str]) -> dict[str, dict]:
     spans: dict[str, tuple[datetime, datetime]] = {}
     connection = session.connection()
     dialect = connection.dialect.name
-    step = len(profile_ids) if dialect == "postgresql" else 500  # one array parameter, or SQLite's limit
-    for start in range(0, len(profile_ids), step):
-        chunk = one_of(dialect, Activity.profile_id, profile_ids[start:start + step])
+    for piece in pieces(dialect, profile_ids):
+        chunk = one_of(dialect, Activity.profile_id, piece)
         for pid, first, last in connection.execute(
                 select(Activity.profile_id, func.min(Activity.occurred_at), func.max(Activity.occurred_at))
                 .where(chunk).group_by(Activity.profile_id)):

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from hub import bulk
-from hub.db import one_of
+from hub.db import one_of, pieces
 from hub.identity import IdentityRules, identifier_hash
 from hub.profile_metrics import COUNTED, EMPTY as EMPTY_METRICS, recomputed, store_metrics, widened
 from hub.models import Activity, Change, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
@@ -26,7 +26,6 @@ from hub.unified import UnifiedRecord
 
 NAMESPACE = uuid.UUID("6f1c1f7e-3b7a-4c55-9a51-7d0c2a9e4b10")
 LOCK_BUCKETS = 1024
-CHUNK = 500
 
 Ident = tuple[str, str]
 
@@ -80,9 +79,8 @@ class BatchWriter:
     def _in(self, column, values: Sequence):
         return one_of(self.connection.dialect.name, column, values)
 
-    def _chunks(self, items: list) -> Iterable[list]:
-        """``items`` in one piece on PostgreSQL (one array parameter), in SQLite-sized pieces elsewhere."""
-        return [items] if self.postgres else _chunks(items)
+    def _chunks(self, items: list) -> list[Sequence]:
+        return pieces(self.connection.dialect.name, items)
 
     # -- resolution -----------------------------------------------------------------
 
@@ -443,8 +441,3 @@ def feed_lock(session: Session) -> None:
 def _activity_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
     """What makes an activity unique: its source, its id there and its type."""
     return row["source"], row["source_id"], row["type"]
-
-
-def _chunks(items: list, size: int = CHUNK) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
-from hub.db import is_postgres
+from hub.db import is_postgres, run_atomic
 from hub.models import Base
 from hub.periodic import Every
 
@@ -52,16 +52,20 @@ def refresh_if_due(engine: Engine) -> list[str]:
 def refresh(engine: Engine) -> list[str]:
     """ANALYZE now each of the hub's tables changed by more than ``BASE_ROWS + SHARE`` of its rows
     since its last analyze; nothing if another process is analyzing. Returns the tables analyzed."""
-    tables = [table.name for table in Base.metadata.sorted_tables]
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        if not connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": ANALYZE_LOCK}):
-            return []
-        try:
-            stale = list(connection.scalars(STALE, {"tables": tables, "base": BASE_ROWS, "share": SHARE}))
-            for name in stale:
-                connection.exec_driver_sql(f'ANALYZE "{name}"')
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ANALYZE_LOCK})
+    stale = run_atomic(engine, _analyze_stale)
     if stale:
         log.info("planner statistics refreshed: %s", ", ".join(stale))
     return stale
+
+
+def _analyze_stale(connection: Connection) -> list[str]:
+    if not connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": ANALYZE_LOCK}):
+        return []
+    try:
+        tables = [table.name for table in Base.metadata.sorted_tables]
+        stale = list(connection.scalars(STALE, {"tables": tables, "base": BASE_ROWS, "share": SHARE}))
+        for name in stale:
+            connection.exec_driver_sql(f'ANALYZE "{name}"')
+        return stale
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ANALYZE_LOCK})
