@@ -29,6 +29,11 @@ LOCK_BUCKETS = 1024
 
 Ident = tuple[str, str]
 
+#: the holders of a batch's identifiers, given as two arrays (types, values): one index probe each
+HOLDERS = text("SELECT i.type, i.value, i.profile_id FROM unnest(CAST(:types AS varchar[]), "
+               "CAST(:values AS varchar[])) AS k(type, value) JOIN identities i "
+               "ON i.type = k.type AND i.value = k.value")
+
 
 class UnknownSubject(Exception):
     """A record names its person only through an activity not stored yet; retried later."""
@@ -39,7 +44,8 @@ class _Known:
     """What the batch knows of one profile."""
 
     created_at: datetime
-    counts: dict[str, int] = field(default_factory=dict)
+    #: identifiers held, by type; None until read (only for profiles a record may add to or merge)
+    counts: dict[str, int] | None = None
     metrics: Any = field(default_factory=lambda: EMPTY_METRICS)
 
 
@@ -91,6 +97,7 @@ class BatchWriter:
         lock_identifiers(self.session, every)
         suppressed = self._suppressed(every)
         self._load(every)
+        self._load_counts(self._growing(prepared))
         known_activities = self._load_about([r for r, ids, _ in prepared if not ids and r.about])
         for record, ids, old in prepared:
             if suppressed.intersection(ids):
@@ -174,18 +181,23 @@ class BatchWriter:
         return any({self._find(x), self._find(y)} == {a, b} for x, y in self.separations)
 
     def _counts(self, profile: str) -> dict[str, int]:
+        if self.known[profile].counts is None:  # not foreseen by _growing: read it alone
+            self._load_counts([profile])
         return self.known[profile].counts
 
     def _fits(self, profile: str, other: Mapping[str, int] | Iterable[Ident], extra: Iterable[Ident] = ()) -> bool:
-        counts = dict(self._counts(profile))
         items = other.items() if isinstance(other, Mapping) else [(kind, 1) for kind, _ in other]
-        for kind, n in list(items) + [(kind, 1) for kind, _ in extra]:
+        added = list(items) + [(kind, 1) for kind, _ in extra]
+        if not added:  # nothing added breaks no limit
+            return True
+        counts = dict(self._counts(profile))
+        for kind, n in added:
             counts[kind] = counts.get(kind, 0) + n
         return all(n <= self.rules.limit(kind) for kind, n in counts.items())
 
     def _create(self, record: UnifiedRecord, ident: Ident) -> str:
         profile = str(uuid.uuid5(NAMESPACE, f"{record.inbox_id}:{ident[0]}:{ident[1]}"))
-        self.known[profile] = _Known(created_at=record.observed_at)
+        self.known[profile] = _Known(created_at=record.observed_at, counts={})
         self.outcome.created.append(profile)
         return profile
 
@@ -238,16 +250,8 @@ class BatchWriter:
         return {hashes[h] for h in found}
 
     def _load(self, idents: set[Ident]) -> None:
-        by_type: dict[str, list[str]] = {}
-        for kind, value in sorted(idents):
-            by_type.setdefault(kind, []).append(value)
-        table = Identity.__table__
-        for kind, values in by_type.items():  # (type, value IN ...) uses the unique index
-            for chunk in self._chunks(values):
-                rows = self.connection.execute(select(table.c.value, table.c.profile_id)
-                                               .where(table.c.type == kind, self._in(table.c.value, chunk)))
-                for value, profile in rows:
-                    self.owner[(kind, value)] = profile
+        for kind, value, profile in self._holders(sorted(idents)):
+            self.owner[(kind, value)] = profile
         owners = set(self.owner.values())
         table = Separation.__table__
         for chunk in self._chunks(sorted(owners)):
@@ -255,6 +259,23 @@ class BatchWriter:
                 or_(self._in(table.c.profile_a, chunk), self._in(table.c.profile_b, chunk))))
             self.separations.extend((a, b) for a, b in rows)
         self._load_profiles(owners | {p for pair in self.separations for p in pair})
+
+    def _holders(self, idents: list[Ident]) -> list[tuple[str, str, str]]:
+        """(type, value, profile) of each of these identifiers some profile holds, read through
+        the (type, value) index: on PostgreSQL in one statement, elsewhere one per type."""
+        if self.postgres:
+            return list(self.connection.execute(HOLDERS, {"types": [k for k, _ in idents],
+                                                          "values": [v for _, v in idents]}))
+        by_type: dict[str, list[str]] = {}
+        for kind, value in idents:
+            by_type.setdefault(kind, []).append(value)
+        table, found = Identity.__table__, []
+        for kind, values in by_type.items():
+            for chunk in self._chunks(values):
+                found.extend((kind, value, profile) for value, profile in self.connection.execute(
+                    select(table.c.value, table.c.profile_id).where(table.c.type == kind,
+                                                                    self._in(table.c.value, chunk))))
+        return found
 
     def _load_profiles(self, wanted: set[str]) -> None:
         """Lock and read the owners; follow merges committed meanwhile to their survivors."""
@@ -270,8 +291,24 @@ class BatchWriter:
                     self.parent[profile] = merged_into
                     following.add(merged_into)
             wanted = following - set(self.known)
-        live = sorted(p for p in self.known if p not in self.parent)
-        for chunk in self._chunks(live):
+
+    def _growing(self, prepared: Sequence[tuple[UnifiedRecord, list[Ident], list[Ident]]]) -> set[str]:
+        """The stored profiles a record may add an identifier to or merge: those sharing a record
+        with an identifier nobody holds yet or with another profile. The limits are checked on
+        them alone; a record whose identifiers all belong to one profile adds nothing to count."""
+        growing = set()
+        for _, ids, _ in prepared:
+            owners = {self._find(self.owner[ident]) for ident in ids if ident in self.owner}
+            if len(owners) > 1 or owners and any(ident not in self.owner for ident in ids):
+                growing.update(owners)
+        return growing
+
+    def _load_counts(self, profiles: Iterable[str]) -> None:
+        """Read how many identifiers of each type these profiles hold."""
+        wanted = sorted(p for p in profiles if self.known[p].counts is None)
+        for profile in wanted:
+            self.known[profile].counts = {}
+        for chunk in self._chunks(wanted):
             counts = select(Identity.profile_id, Identity.type, func.count()).where(
                 self._in(Identity.profile_id, chunk)).group_by(Identity.profile_id, Identity.type)
             for profile, kind, n in self.connection.execute(counts):

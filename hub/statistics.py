@@ -7,7 +7,9 @@ a lookup of a few hundred keys then looks like most of the table and is planned 
 of all of it, so each batch costs more as the store grows. Like autovacuum's own analyze,
 :func:`refresh_if_due` re-analyzes a table once the rows changed since its last analyze
 pass a share of its size; it looks at most once per interval per process, and only one
-process analyzes at a time.
+process analyzes at a time. The inbox is left to autovacuum: its statements find their rows
+by key or through the pending-rows index whatever the statistics say, and it is the largest
+table, so sampling it costs the most.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ SHARE = 0.1
 #: the advisory lock that keeps two processes from analyzing at once
 ANALYZE_LOCK = 0x616E_6C7A  # "anlz"
 CHECKING = Every()
+#: tables whose plans do not depend on their statistics (see the module's docstring)
+UNSTEERED = frozenset({"inbox"})
 
 STALE = text(
     "SELECT c.relname FROM unnest(CAST(:tables AS text[])) AS t(name) "
@@ -62,7 +66,7 @@ def _analyze_stale(connection: Connection) -> list[str]:
     if not connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": ANALYZE_LOCK}):
         return []
     try:
-        tables = [table.name for table in Base.metadata.sorted_tables]
+        tables = [table.name for table in Base.metadata.sorted_tables if table.name not in UNSTEERED]
         stale = list(connection.scalars(STALE, {"tables": tables, "base": BASE_ROWS, "share": SHARE}))
         for name in stale:
             connection.exec_driver_sql(f'ANALYZE "{name}"')

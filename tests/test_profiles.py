@@ -153,6 +153,29 @@ def test_the_email_limit_keeps_the_sixth_address_out(store):
     assert [ident for _, ident, _ in outcome.conflicts] == [emails[5]]
 
 
+def test_identifiers_are_counted_only_for_a_profile_a_record_may_add_to(store, db_engine):
+    emails = [("email", f"c{i}@example.com") for i in range(5)]
+    store.write(rec("web", ("website_user_id", "c1"), *emails, at=0))
+    store.write(rec("web", ("website_user_id", "c2"), at=0))
+    counted = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        if "count(" in statement and "FROM identities" in statement:
+            counted.append(statement)
+
+    event.listen(db_engine, "before_cursor_execute", record)
+    try:
+        store.write(rec("web", ("website_user_id", "c1"), emails[3], at=1),  # nothing new: nothing counted
+                    rec("web", ("website_user_id", "c2"), emails[0], at=2))  # two people: both counted
+        nothing_new = len(counted)
+        store.write(rec("web", ("website_user_id", "c2"), ("email", "c5@example.com"), at=3))
+    finally:
+        event.remove(db_engine, "before_cursor_execute", record)
+    assert (nothing_new, len(counted)) == (1, 2)
+    assert store.people() == [[*emails, ("website_user_id", "c1")], [("email", "c5@example.com"),
+                                                                     ("website_user_id", "c2")]]
+
+
 def test_an_erased_person_is_not_created_again(store):
     with store.session() as session, session.begin():
         session.add(Suppression(identifier_hash=identifier_hash("email", "gone@example.com")))

@@ -53,6 +53,17 @@ def test_a_table_is_analyzed_once_its_changes_pass_1000_rows_and_a_tenth_of_it(s
     assert rows_known(settled, "activities") == 2330
 
 
+def test_the_inbox_is_left_to_autovacuum(settled):
+    run(settled, "INSERT INTO inbox (connector, kind, key, headers, body, received_at, status, attempts, "
+                 "next_attempt_at) SELECT 'website', 'webhook', 'k' || g, '{}', '', now(), 'pending', 0, now() "
+                 "FROM generate_series(1, 1500) g")
+    run(settled, PEOPLE, lo=0, hi=99)
+    run(settled, "ANALYZE profiles")
+    run(settled, VISITS, people=100, lo=1, hi=1500)
+    assert statistics.refresh(settled) == ["activities"]
+    assert (rows_known(settled, "inbox"), rows_known(settled, "activities")) == (0, 1500)
+
+
 def test_fresh_statistics_turn_a_scan_of_the_whole_table_into_an_index_lookup(settled):
     run(settled, PEOPLE, lo=0, hi=49999)
     run(settled, VISITS, people=50000, lo=1, hi=100000)  # what a drain added since the last analyze
