@@ -222,7 +222,8 @@ class Change(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(64))
-    profile_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: not indexed: the feed is read in id order, never by profile
+    profile_id: Mapped[str | None] = mapped_column(String(36))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 

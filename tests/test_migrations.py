@@ -13,7 +13,7 @@ TABLES = {"activities", "alembic_version", "changes", "feed_horizon", "identitie
 
 def test_the_test_database_is_at_head_and_matches_the_models(database_url):
     engine = create_engine(database_url)
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0007"
+    assert migrate.current_revision(engine) == migrate.head_revision() == "0008"
     assert TABLES <= set(inspect(engine).get_table_names())
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection, opts={
@@ -27,7 +27,7 @@ def test_the_test_database_is_at_head_and_matches_the_models(database_url):
 def test_down_to_nothing_and_up_again(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path}/m.db")
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == "0007"
+    assert migrate.current_revision(engine) == "0008"
     migrate.downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     migrate.upgrade(engine)
