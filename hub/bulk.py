@@ -121,11 +121,10 @@ def _pg_update(table: Table, keys: tuple[str, ...], values: tuple[str, ...], new
 @functools.cache
 def _pg_move(table: Table, match: str, target: str, values: tuple[str, ...]):
     dialect = postgresql.dialect()
-    types = (f"old {table.c[match].type.compile(dialect=dialect)}, "
-             f"new {table.c[target].type.compile(dialect=dialect)}")
+    old_type = table.c[match].type.compile(dialect=dialect)
+    types = f"old {old_type}, new {table.c[target].type.compile(dialect=dialect)}"
     assignments = ", ".join([f"{target} = r.new", *(f"{name} = :{name}" for name in values)])
-    keys = f"CAST(:olds AS {table.c[match].type.compile(dialect=dialect)}[])"
     # the array names the rows to the planner: it reads them through the index, where the
     # recordset's fixed estimate had it hash-join against a scan of the whole table
     return text(f"UPDATE {table.name} AS t SET {assignments} FROM json_to_recordset(CAST(:rows AS json)) "
-                f"AS r({types}) WHERE t.{match} = ANY({keys}) AND t.{match} = r.old")
+                f"AS r({types}) WHERE t.{match} = ANY(CAST(:olds AS {old_type}[])) AND t.{match} = r.old")
