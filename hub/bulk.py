@@ -20,21 +20,23 @@ from hub.db import upsert_insert
 
 def insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
            conflict: Sequence[str] = (), update: Sequence[str] = (),
-           returning: Sequence[str] = ()) -> list[tuple]:
+           returning: Sequence[str] = (), only_if: str | None = None) -> list[tuple]:
     """INSERT ``rows`` (dicts with the same keys); on a ``conflict`` of those columns, do nothing,
-    or set the ``update`` columns to the new values. Returns the ``returning`` columns of the
-    rows written (none skipped by a conflict), in no particular order."""
+    or set the ``update`` columns to the new values, where the SQL condition ``only_if`` holds
+    (if given; it may name ``excluded`` and the table). Returns the ``returning`` columns of the
+    rows written (none skipped by a conflict or by ``only_if``), in no particular order."""
     if not rows:
         return []
     columns = tuple(rows[0])
     if connection.dialect.name == "postgresql":
-        statement = _pg_insert(table, columns, tuple(conflict), tuple(update), tuple(returning))
+        statement = _pg_insert(table, columns, tuple(conflict), tuple(update), tuple(returning), only_if)
         result = connection.execute(statement, {"rows": _document(rows)})
         return [tuple(row) for row in result] if returning else []
     statement = upsert_insert(connection.dialect.name, table)
     if conflict:
         statement = (statement.on_conflict_do_update(index_elements=list(conflict),
-                                                     set_={c: statement.excluded[c] for c in update})
+                                                     set_={c: statement.excluded[c] for c in update},
+                                                     where=text(only_if) if only_if else None)
                      if update else statement.on_conflict_do_nothing(index_elements=list(conflict)))
     if not returning:
         connection.execute(statement, list(rows))
@@ -97,11 +99,13 @@ def _recordset(table: Table, columns: Sequence[str]) -> str:
 
 @functools.cache
 def _pg_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], update: tuple[str, ...],
-               returning: tuple[str, ...] = ()):
+               returning: tuple[str, ...] = (), only_if: str | None = None):
     names = ", ".join(columns)
     sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(table, columns)}"
     if conflict:
         action = (f"UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in update)}" if update else "NOTHING")
+        if update and only_if:
+            action += f" WHERE {only_if}"
         sql += f" ON CONFLICT ({', '.join(conflict)}) DO {action}"
     if returning:
         sql += f" RETURNING {', '.join(returning)}"

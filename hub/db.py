@@ -46,7 +46,16 @@ def make_engine(url: str, **options) -> Engine:
     # install, a rebuild) would keep scanning it whole once it has grown
     options.setdefault("connect_args", {"prepare_threshold": None})
     options.setdefault("max_overflow", 10)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _postgres_connect(dbapi_connection, _record):
+        # sessions in UTC: times come back in the hub's zone, with nothing left to convert
+        autocommit, dbapi_connection.autocommit = dbapi_connection.autocommit, True
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.autocommit = autocommit
+
+    return engine
 
 
 def make_read_engine(engine: Engine) -> Engine:

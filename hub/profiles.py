@@ -427,6 +427,8 @@ class BatchWriter:
             for survivor, merged, ident, inbox_id in self.outcome.merges])
 
     def _write_traits(self) -> None:
+        """Upsert each profile's best new value of each trait; a stored value the new one does not
+        outrank (see :meth:`_trait_key`, compared in SQL by :meth:`_outranks`) stays."""
         if not self.traits:
             return
         final = self._find
@@ -435,22 +437,21 @@ class BatchWriter:
             key = (final(profile), name)
             if key not in best or candidate[0] > best[key][0]:
                 best[key] = candidate
-        existing = {}
-        table = Trait.__table__
-        for chunk in self._chunks(sorted({profile for profile, _ in best})):
-            for trait in self.connection.execute(select(table).where(self._in(table.c.profile_id, chunk))):
-                if (trait.profile_id, trait.name) in best:
-                    existing[(trait.profile_id, trait.name)] = trait
-        rows = []
-        for (profile, name), (key, value, source, observed_at, inbox_id) in best.items():
-            old = existing.get((profile, name))
-            if old is not None and self._trait_key(name, old.source, old.observed_at, old.inbox_id or 0) >= key:
-                continue
-            rows.append({"profile_id": profile, "name": name, "value": value, "source": source,
-                         "observed_at": observed_at, "inbox_id": inbox_id})
-        self.changed_traits = [(row["profile_id"], row["name"]) for row in rows]
-        bulk.insert(self.connection, Trait.__table__, rows, conflict=("profile_id", "name"),
-                    update=("value", "source", "observed_at", "inbox_id"))
+        rows = [{"profile_id": profile, "name": name, "value": value, "source": source,
+                 "observed_at": observed_at, "inbox_id": inbox_id}
+                for (profile, name), (_, value, source, observed_at, inbox_id) in best.items()]
+        self.changed_traits = bulk.insert(self.connection, Trait.__table__, rows, conflict=("profile_id", "name"),
+                                          update=("value", "source", "observed_at", "inbox_id"),
+                                          returning=("profile_id", "name"), only_if=self._outranks())
+
+    def _outranks(self) -> str:
+        """SQL: the incoming trait (``excluded``) outranks the stored one, in :meth:`_trait_key`'s order."""
+        def rank(row: str) -> str:
+            whens = [f"WHEN {row}.name = {_quote(name)} AND {row}.source = {_quote(source)} THEN {len(order) - i}"
+                     for name, order in sorted(self.trait_priority.items()) for i, source in enumerate(order)]
+            return f"CASE {' '.join(whens)} ELSE 0 END" if whens else "0"
+        return (f"({rank('excluded')}, excluded.observed_at, COALESCE(excluded.inbox_id, 0)) > "
+                f"({rank('traits')}, traits.observed_at, COALESCE(traits.inbox_id, 0))")
 
 
 def lock_identifiers(session: Session, idents: Iterable[Ident]) -> None:
@@ -473,6 +474,11 @@ def feed_lock(session: Session) -> None:
     """Serialise change-feed writers until commit, so feed ids follow commit order (no gaps)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK})
+
+
+def _quote(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _activity_key(row: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -6,7 +6,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from hub.identity import IdentityRules, identifier_hash
-from hub.models import Activity, Identity, Merge, Profile, Suppression, Trait
+from hub.models import Activity, Change, Identity, Merge, Profile, Suppression, Trait
 from hub.profiles import BatchWriter
 from hub.unified import UnifiedActivity, UnifiedRecord
 
@@ -136,6 +136,24 @@ def test_a_trusted_source_beats_a_newer_value_from_another(store):
     store.write(rec("shopify", ("email", "di@example.com"), at=5, traits={"email_consent": "subscribed"}))
     assert store.traits(store.profile_of("email", "di@example.com")) == {
         "email_consent": ("unsubscribed", "mailchimp")}
+
+
+def test_sources_rank_in_their_configured_order_then_by_time(store, db_engine):
+    store.priority = {"plan's tier": ["stripe", "shopify"], "email_consent": ["mailchimp"]}
+    ev = ("email", "ev@example.com")
+    store.write(rec("stripe", ev, at=1, traits={"plan's tier": "gold"}))
+    person = store.profile_of(*ev)
+    outcomes = [store.write(rec("shopify", ev, at=5, traits={"plan's tier": "silver"})),
+                store.write(rec("web", ev, at=9, traits={"plan's tier": "bronze", "locale": "pt"})),
+                store.write(rec("stripe", ev, at=0, traits={"plan's tier": "tin"}))]
+    assert store.traits(person) == {"plan's tier": ("gold", "stripe"), "locale": ("pt", "web")}
+    store.write(rec("stripe", ev, at=3, traits={"plan's tier": "platinum"}))
+    assert store.traits(person)["plan's tier"] == ("platinum", "stripe")
+    assert [outcome.touched for outcome in outcomes] == [{person}] * 3
+    with Session(db_engine) as session:  # only the trait that changed is announced
+        announced = [c.data["fields"] for c in session.scalars(select(Change).where(
+            Change.type == "profile.updated").order_by(Change.id))]
+    assert announced == [["identities", "traits.plan's tier"], ["traits.locale"], ["traits.plan's tier"]]
 
 
 def test_junk_identifiers_join_nobody(store):
