@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -35,24 +35,28 @@ def store_metrics(session: Session, metrics: Mapping[str, dict], now: datetime) 
                 keys=("id",), values=("metrics", "updated_at"))
 
 
-def recomputed(session: Session, profile_ids: Sequence[str]) -> dict[str, dict]:
+def recomputed(session: Session, profile_ids: Sequence[str],
+               known_spans: Mapping[str, tuple[datetime, datetime] | None] | None = None) -> dict[str, dict]:
     """The metrics of these profiles, from their timelines.
 
-    First and last seen come from one aggregate; only the activities that count (orders,
-    payments, tickets) are read whole, not the page views and e-mail events around them.
+    First and last seen come from ``known_spans`` where it has the profile (None: no activity),
+    else from one aggregate; only the activities that count (orders, payments, tickets) are
+    read whole, not the page views and e-mail events around them.
     """
     if not profile_ids:
         return {}
     timelines: dict[str, list] = defaultdict(list)
-    spans: dict[str, tuple[datetime, datetime]] = {}
+    spans = {pid: span for pid, span in (known_spans or {}).items() if span is not None}
+    unknown = [pid for pid in profile_ids if pid not in (known_spans or {})]
     connection = session.connection()
     dialect = connection.dialect.name
-    for piece in pieces(dialect, profile_ids):
-        chunk = one_of(dialect, Activity.profile_id, piece)
+    for piece in pieces(dialect, unknown):
         for pid, first, last in connection.execute(
                 select(Activity.profile_id, func.min(Activity.occurred_at), func.max(Activity.occurred_at))
-                .where(chunk).group_by(Activity.profile_id)):
+                .where(one_of(dialect, Activity.profile_id, piece)).group_by(Activity.profile_id)):
             spans[pid] = (first, last)
+    for piece in pieces(dialect, profile_ids):
+        chunk = one_of(dialect, Activity.profile_id, piece)
         rows = connection.execute(select(Activity.profile_id, Activity.type, Activity.source, Activity.source_id,
                                          Activity.occurred_at, Activity.properties)
                                   .where(chunk, Activity.type.in_(COUNTED)))
@@ -65,17 +69,27 @@ def widened(metrics: Mapping, times: Iterable[datetime]) -> dict | None:
     """``metrics`` with first and last seen stretched to cover ``times``: the metrics after new
     activities that count for nothing else (page views, e-mail events); None if ``metrics``
     is not a whole metrics document to start from."""
-    if not isinstance(metrics, Mapping) or not set(EMPTY).issubset(metrics):
+    if not whole(metrics):
         return None
-    times = [t.astimezone(timezone.utc) for t in times]
-    first, last = metrics["first_seen_at"], metrics["last_seen_at"]
-    if first is not None:
-        times.append(datetime.fromisoformat(first))
-    if last is not None:
-        times.append(datetime.fromisoformat(last))
-    if not times:
+    span = span_of([metrics], times)
+    if span is None:
         return dict(metrics)
-    return {**metrics, "first_seen_at": _iso(min(times)), "last_seen_at": _iso(max(times))}
+    return {**metrics, "first_seen_at": _iso(span[0]), "last_seen_at": _iso(span[1])}
+
+
+def span_of(documents: Iterable[Mapping], times: Iterable[datetime]) -> tuple[datetime, datetime] | None:
+    """First and last seen over these metrics documents and ``times``: the span of a timeline made of
+    theirs and of activities at ``times`` (None if empty). The documents must be whole (see :func:`whole`)."""
+    moments = [t.astimezone(timezone.utc) for t in times]
+    for document in documents:
+        moments += [datetime.fromisoformat(document[k]) for k in ("first_seen_at", "last_seen_at")
+                    if document[k] is not None]
+    return (min(moments), max(moments)) if moments else None
+
+
+def whole(metrics: Any) -> bool:
+    """True if ``metrics`` is a complete metrics document (one stored before a key was added is not)."""
+    return isinstance(metrics, Mapping) and set(EMPTY).issubset(metrics)
 
 
 def metrics_of(activities: Iterable, span: tuple[datetime, datetime] | None = None) -> dict:

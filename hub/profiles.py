@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from hub import bulk
 from hub.db import one_of, pieces
 from hub.identity import IdentityRules, identifier_hash
-from hub.profile_metrics import COUNTED, EMPTY as EMPTY_METRICS, recomputed, store_metrics, widened
+from hub.profile_metrics import (COUNTED, EMPTY as EMPTY_METRICS, recomputed, span_of, store_metrics, whole,
+                                 widened)
 from hub.models import Activity, Change, Identity, Merge, Profile, Separation, Suppression, Trait, utcnow
 from hub.unified import UnifiedRecord
 
@@ -365,8 +366,19 @@ class BatchWriter:
                 recount.add(profile)
             else:
                 metrics[profile] = stretched
-        metrics.update(recomputed(self.session, sorted(recount)))
+        metrics.update(recomputed(self.session, sorted(recount), self._spans(recount, times)))
         store_metrics(self.session, metrics, now)
+
+    def _spans(self, profiles: set[str], times: Mapping[str, list[datetime]]) -> dict:
+        """First and last seen of these profiles after the batch, from the metrics loaded with them and
+        with the profiles merged into them, and the times of the activities written: for those whose
+        metrics documents are all whole (the others are read from their timelines)."""
+        members = {profile: [profile] for profile in profiles}
+        for _, merged, _, _ in self.outcome.merges:
+            members[self._find(merged)].append(merged)
+        documents = {profile: [self.known[p].metrics for p in group] for profile, group in members.items()}
+        return {profile: span_of(docs, times.get(profile, ())) for profile, docs in documents.items()
+                if all(map(whole, docs))}
 
     def _write_changes(self, now: datetime) -> None:
         """Append this batch's changes to the feed, in commit order (see :func:`feed_lock`)."""

@@ -171,6 +171,31 @@ def test_the_email_limit_keeps_the_sixth_address_out(store):
     assert [ident for _, ident, _ in outcome.conflicts] == [emails[5]]
 
 
+def test_first_and_last_seen_after_an_order_and_a_merge_come_from_the_stored_metrics(store, db_engine):
+    fi, gil = ("email", "fi@example.com"), ("shopify_customer_id", "77")
+    store.write(rec("web", fi, at=1, activities=[act("page.viewed", "v1", at=1)]))
+    store.write(rec("shopify", gil, at=9, activities=[act("page.viewed", "v2", at=9)]))
+    spans = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        if "max(activities.occurred_at)" in statement:
+            spans.append(statement)
+
+    event.listen(db_engine, "before_cursor_execute", record)
+    try:  # the order joins both people: one profile, spanning both timelines
+        store.write(rec("shopify", fi, gil, at=5, activities=[act("order.placed", "o1", at=5, amount="12.50",
+                                                                  currency="EUR")]))
+    finally:
+        event.remove(db_engine, "before_cursor_execute", record)
+    person = store.profile_of(*fi)
+    with Session(db_engine) as session:
+        metrics = session.get(Profile, person).metrics
+    assert spans == []
+    assert (metrics["first_seen_at"], metrics["last_seen_at"], metrics["orders_count"], metrics["total_spent"]) == (
+        (T0 + timedelta(hours=1)).isoformat(), (T0 + timedelta(hours=9)).isoformat(), 1, {"EUR": "12.50"})
+    assert store.profile_of(*gil) == person
+
+
 def test_identifiers_are_counted_only_for_a_profile_a_record_may_add_to(store, db_engine):
     emails = [("email", f"c{i}@example.com") for i in range(5)]
     store.write(rec("web", ("website_user_id", "c1"), *emails, at=0))
