@@ -46,8 +46,9 @@ def recomputed(session: Session, profile_ids: Sequence[str],
     if not profile_ids:
         return {}
     timelines: dict[str, list] = defaultdict(list)
-    spans = {pid: span for pid, span in (known_spans or {}).items() if span is not None}
-    unknown = [pid for pid in profile_ids if pid not in (known_spans or {})]
+    known = known_spans or {}
+    spans = {pid: span for pid, span in known.items() if span is not None}
+    unknown = [pid for pid in profile_ids if pid not in known]
     connection = session.connection()
     dialect = connection.dialect.name
     for piece in pieces(dialect, unknown):
