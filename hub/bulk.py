@@ -2,20 +2,19 @@
 
 On PostgreSQL the rows travel as one JSON document that ``json_to_recordset()`` turns back
 into typed rows, so a thousand rows cost one short statement and one parameter (serialised
-by the C JSON encoder), instead of a thousand executions or a statement with thousands of
+by orjson), instead of a thousand executions or a statement with thousands of
 placeholders. SQLite, embedded and local, gets the same effect from a plain ``executemany``.
 """
 from __future__ import annotations
 
 import functools
-import json
-from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import Connection, Table, and_, bindparam, text
 from sqlalchemy.dialects import postgresql
 
-from hub.db import upsert_insert
+from hub import json_codec
+from hub.db import array_literal, upsert_insert
 
 
 def insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
@@ -72,7 +71,7 @@ def move(connection: Connection, table: Table, match: str, target: str, moves: M
     if connection.dialect.name == "postgresql":
         connection.execute(_pg_move(table, match, target, tuple(sorted(values))),
                            {"rows": _document([{"old": old, "new": new} for old, new in moves.items()]),
-                            "olds": list(moves), **values})
+                            "olds": array_literal(moves), **values})
         return
     statement = (table.update().where(table.c[match] == bindparam("old"))
                  .values({target: bindparam("new"), **{name: bindparam(name) for name in values}}))
@@ -81,13 +80,7 @@ def move(connection: Connection, table: Table, match: str, target: str, moves: M
 
 def _document(rows: Sequence[Mapping[str, Any]]) -> str:
     """The rows as one JSON array (times in ISO 8601)."""
-    return json.dumps(rows, default=_iso, separators=(",", ":"))
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return json_codec.dumps(rows)
 
 
 def _recordset(table: Table, columns: Sequence[str]) -> str:

@@ -7,13 +7,13 @@ and the rest of ``hub/`` never name a platform.
 from __future__ import annotations
 
 import hmac
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from marshmallow import Schema
 
+from hub import json_codec
 from hub.config import ConnectorSettingsSchema
 from hub.paginators import PAGINATORS, Paginator
 
@@ -151,7 +151,7 @@ class Connector:
     def parse(self, body: bytes, topic: str | None) -> Any:
         """The document a stored record's mapping reads (JSON by default)."""
         try:
-            return json.loads(body)
+            return json_codec.loads(body)
         except ValueError:
             raise PayloadError("stored body is not JSON") from None
 
@@ -203,7 +203,7 @@ def aware_time(value: Any, naive_utc: bool = False) -> datetime | None:
 def json_object(body: bytes) -> dict:
     """The JSON object a request body holds; :class:`PayloadError` if it is not one."""
     try:
-        document = json.loads(body)
+        document = json_codec.loads(body)
     except ValueError:
         raise PayloadError("body is not JSON") from None
     if not isinstance(document, dict):

@@ -5,10 +5,11 @@ import logging
 import time
 from typing import Sequence
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from hub import inbox, metrics, statistics
-from hub.models import InboxRecord, utcnow
+from hub.models import utcnow
 from hub.outbound import subscriptions
 from hub.queue import DRAIN_JOB, quietly as _queue_call
 from hub.runtime import Hub
@@ -42,7 +43,7 @@ def drain_batch(hub: Hub) -> tuple[int, bool]:
     return len(records), len(records) == size
 
 
-def _process(hub: Hub, session: Session, records: Sequence[InboxRecord]) -> list[InboxRecord]:
+def _process(hub: Hub, session: Session, records: Sequence[Row]) -> list[Row]:
     """Run the pipeline on the whole batch; if it fails, row by row to isolate the culprit."""
     if len(records) > 1:
         try:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.orm import Session
 
     from hub.connector import Connector
-    from hub.models import InboxRecord
+    from sqlalchemy import Row
     from hub.runtime import Hub
 
 hookspec = pluggy.HookspecMarker("tributary")
@@ -47,8 +47,12 @@ def register_transforms() -> dict:
 # -- processing -----------------------------------------------------------------------
 
 @hookspec
-def process_batch(hub: "Hub", session: "Session", records: Sequence["InboxRecord"]) -> None:
+def process_batch(hub: "Hub", session: "Session", records: Sequence["Row"]) -> None:
     """Derive the store from a batch of claimed inbox records, inside the drain transaction.
+
+    Each record is a row with the inbox's columns as attributes (``id``, ``connector``,
+    ``kind``, ``key``, ``topic``, ``body``, ``received_at``, ``occurred_at``, ``attempts``...),
+    all but ``headers``.
 
     Every implementation is called for every batch. Write effects through ``session`` only:
     the records are marked processed in the same transaction, so the effects and the

@@ -5,14 +5,16 @@ import functools
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, Select, func, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import Connection, Row, Select, func, select, update
+from sqlalchemy.orm import Session
 
 from hub.connector import Delivery
 from hub.db import is_postgres, one_of, upsert_insert
 from hub.models import FAILED, PENDING, PROCESSED, WEBHOOK, InboxRecord, utcnow
 
 ERROR_LIMIT = 2000
+#: what a claim reads of a row: everything but the headers, kept for the record only
+CLAIMED = tuple(c for c in InboxRecord.__table__.c if c.name != "headers")
 
 
 def store(connection: Connection, connector: str, deliveries: Sequence[Delivery],
@@ -62,13 +64,14 @@ def _unique_by_key(deliveries: Iterable[Delivery]) -> list[Delivery]:
     return list(seen.values())
 
 
-def claim(session: Session, limit: int, now: datetime | None = None) -> list[InboxRecord]:
+def claim(session: Session, limit: int, now: datetime | None = None) -> list[Row]:
     """Lock up to ``limit`` due pending rows for this transaction (see :func:`claim_statement`).
 
     On PostgreSQL other workers skip the locked rows and take the next ones; on SQLite the
-    transaction already holds the write lock.
+    transaction already holds the write lock. The rows come as plain rows with the inbox's
+    columns as attributes (but ``headers``): a batch is read once, with no ORM bookkeeping.
     """
-    return list(session.scalars(claim_statement(limit, now or utcnow(), is_postgres(session.get_bind()))))
+    return session.execute(claim_statement(limit, now or utcnow(), is_postgres(session.get_bind()))).all()
 
 
 def claim_statement(limit: int, now: datetime, skip_locked: bool) -> Select:
@@ -78,11 +81,11 @@ def claim_statement(limit: int, now: datetime, skip_locked: bool) -> Select:
     planner's statistics say (ordered by id alone, a stale estimate had it walk the primary key
     through every processed row: O(inbox) per claim).
     """
+    table = InboxRecord.__table__
     statement = (
-        select(InboxRecord)
-        .options(defer(InboxRecord.headers))  # kept for the record; processing reads the body
-        .where(InboxRecord.status == PENDING, InboxRecord.next_attempt_at <= now)
-        .order_by(InboxRecord.next_attempt_at, InboxRecord.id)
+        select(*CLAIMED)
+        .where(table.c.status == PENDING, table.c.next_attempt_at <= now)
+        .order_by(table.c.next_attempt_at, table.c.id)
         .limit(limit)
     )
     return statement.with_for_update(skip_locked=True) if skip_locked else statement
@@ -97,17 +100,18 @@ def mark_processed(session: Session, ids: Sequence[int], now: datetime | None = 
                            .values(status=PROCESSED, processed_at=now or utcnow(), error=None))
 
 
-def mark_attempt_failed(session: Session, record: InboxRecord, error: str, max_attempts: int,
+def mark_attempt_failed(session: Session, record: Row | InboxRecord, error: str, max_attempts: int,
                         backoff: float, backoff_max: float, now: datetime | None = None) -> None:
     """Count a failed attempt: retry later with exponential backoff, or fail for good."""
-    now = now or utcnow()
-    record.attempts += 1
-    record.error = error[:ERROR_LIMIT]
-    if record.attempts >= max_attempts:
-        record.status = FAILED
+    attempts = record.attempts + 1
+    values: dict = {"attempts": attempts, "error": error[:ERROR_LIMIT]}
+    if attempts >= max_attempts:
+        values["status"] = FAILED
     else:
-        delay = min(backoff * 2 ** (record.attempts - 1), backoff_max)
-        record.next_attempt_at = now + timedelta(seconds=delay)
+        delay = min(backoff * 2 ** (attempts - 1), backoff_max)
+        values["next_attempt_at"] = (now or utcnow()) + timedelta(seconds=delay)
+    table = InboxRecord.__table__
+    session.execute(table.update().where(table.c.id == record.id).values(values))
 
 
 def has_due(session: Session, now: datetime | None = None) -> bool:

@@ -8,6 +8,8 @@ stops the start with the file, the key and the reason.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -146,6 +148,9 @@ class CompiledMapping:
         self.origin = origin
         self.defaults = spec.get("defaults") or {}
         self.events = spec["events"]
+        #: each event's traits, its own over the defaults
+        self.traits = {topic: {**self.defaults.get("traits", {}), **event.get("traits", {})}
+                       for topic, event in self.events.items()}
         problems = {}
         for where, name in self._transform_names(spec):
             if name not in transforms:
@@ -170,7 +175,10 @@ class CompiledMapping:
 
     def map(self, document: Document) -> UnifiedRecord | None:
         """The unified record the document describes, or None for an ignored topic."""
-        event = self.events.get(document.topic or "") or self.events.get("*")
+        topic = document.topic or ""
+        event = self.events.get(topic)
+        if not event:
+            topic, event = "*", self.events.get("*")
         if event is None or event.get("skip"):
             return None
         root = _walk(document.data, event["root"]) if event.get("root") else document.data
@@ -185,7 +193,7 @@ class CompiledMapping:
             value = self._value(spec, scope)
             if value not in (None, ""):
                 record.about.append((spec["activity"], str(value)))
-        for name, spec in {**self.defaults.get("traits", {}), **event.get("traits", {})}.items():
+        for name, spec in self.traits[topic].items():
             value = self._value(spec, scope)
             if value is not None and value != "":
                 record.traits[name] = value
@@ -253,17 +261,22 @@ def _lookup(path: str, scope) -> Any:
 
 
 def _walk(node: Any, path: str) -> Any:
-    for part in path.split("."):
+    for part, index in _steps(path):
         if isinstance(node, dict):
             node = node.get(part, MISSING)
-        elif isinstance(node, list) and part.lstrip("-").isdigit():
-            index = int(part)
+        elif isinstance(node, list) and index is not None:
             node = node[index] if -len(node) <= index < len(node) else MISSING
         else:
             return MISSING
         if node is MISSING:
             return MISSING
     return node
+
+
+@functools.cache
+def _steps(path: str) -> tuple[tuple[str, int | None], ...]:
+    """A dotted path cut into its steps once: each key, and the list index it also reads as."""
+    return tuple((part, int(part) if part.lstrip("-").isdigit() else None) for part in path.split("."))
 
 
 def _holds(when: dict, scope) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from hub import evaluation, privacy
@@ -16,8 +17,9 @@ from hub.unified import UnifiedRecord, validate_record
 log = logging.getLogger(__name__)
 
 
-def unify(hub, record: InboxRecord) -> UnifiedRecord | None:
-    """The unified record one inbox record maps to (None if its topic is ignored)."""
+def unify(hub, record: Row | InboxRecord) -> UnifiedRecord | None:
+    """The unified record one inbox record (a claimed row or the stored object) maps to (None if
+    its topic is ignored)."""
     connector = hub.connectors.get(record.connector)
     mapping = hub.mappings.get(record.connector)
     if connector is None or mapping is None:
@@ -28,7 +30,7 @@ def unify(hub, record: InboxRecord) -> UnifiedRecord | None:
 
 
 @hookimpl
-def process_batch(hub, session: Session, records: Sequence[InboxRecord]) -> None:
+def process_batch(hub, session: Session, records: Sequence[Row]) -> None:
     unified = [u for u in (unify(hub, r) for r in records) if u is not None]
     if not unified:
         return

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from hub import bulk
-from hub.db import one_of, pieces
+from hub.db import array_literal, one_of, pieces
 from hub.identity import IdentityRules, identifier_hash
 from hub.profile_metrics import (COUNTED, EMPTY as EMPTY_METRICS, recomputed, span_of, store_metrics, whole,
                                  widened)
@@ -265,8 +265,8 @@ class BatchWriter:
         """(type, value, profile) of each of these identifiers some profile holds, read through
         the (type, value) index: on PostgreSQL in one statement, elsewhere one per type."""
         if self.postgres:
-            return list(self.connection.execute(HOLDERS, {"types": [k for k, _ in idents],
-                                                          "values": [v for _, v in idents]}))
+            return list(self.connection.execute(HOLDERS, {"types": array_literal(k for k, _ in idents),
+                                                          "values": array_literal(v for _, v in idents)}))
         by_type: dict[str, list[str]] = {}
         for kind, value in idents:
             by_type.setdefault(kind, []).append(value)
@@ -476,7 +476,7 @@ def lock_identifiers(session: Session, idents: Iterable[Ident]) -> None:
     if session.get_bind().dialect.name != "postgresql" or not buckets:
         return
     session.execute(text("SELECT pg_advisory_xact_lock(b) FROM unnest(CAST(:b AS int[])) AS b ORDER BY b"),
-                    {"b": buckets})
+                    {"b": array_literal(buckets)})
 
 
 FEED_LOCK = 0x7472_6962  # "trib"

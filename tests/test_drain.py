@@ -1,5 +1,5 @@
 """Draining the inbox: same jobs embedded or on RQ, failures isolated, retries, replay."""
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from hub import inbox
 from hub.drain import drain
@@ -77,10 +77,13 @@ def test_backoff_delays_the_next_attempt(make_app):
         record = session.scalar(select(InboxRecord))
         assert round((record.next_attempt_at - record.received_at).total_seconds()) == 60
         assert inbox.has_due(session) is False
-        record.attempts = 3
-        inbox.mark_attempt_failed(session, record, "again", 5, 60, 100, now=record.received_at)
-        assert (record.attempts, record.status) == (4, "pending")
-        assert (record.next_attempt_at - record.received_at).total_seconds() == 100  # capped
+        session.execute(update(InboxRecord).values(attempts=3))
+        claimed = session.execute(select(*inbox.CLAIMED)).one()
+        inbox.mark_attempt_failed(session, claimed, "again", 5, 60, 100, now=claimed.received_at)
+        stored = session.execute(select(InboxRecord.attempts, InboxRecord.status, InboxRecord.error,
+                                        InboxRecord.next_attempt_at)).one()
+        assert stored[:3] == (4, "pending", "again")
+        assert (stored.next_attempt_at - claimed.received_at).total_seconds() == 100  # capped
 
 
 def test_replay_and_inbox_stats_commands(make_app, workers, database_url, db_engine):
