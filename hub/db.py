@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Callable, ContextManager, Iterable, Sequence, TypeVar
 
-from sqlalchemy import Connection, Engine, Text, any_, bindparam, cast, create_engine, event
+from sqlalchemy import Connection, Engine, any_, bindparam, cast, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.types import NullType
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub import json_codec
@@ -116,9 +117,11 @@ def upsert_insert(dialect: str, table):
 def one_of(dialect: str, column: ColumnElement, values: Iterable) -> ColumnElement[bool]:
     """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one typed array parameter,
     so a thousand values make one short statement rather than a thousand placeholders to render
-    and parse (the plan is the same)."""
+    and parse (the plan is the same). The parameter goes untyped, so the server reads it as the
+    array type itself: a constant to the planner, which then tests membership by hash, not by
+    walking the array for each row a scan reads."""
     if dialect == "postgresql":
-        array = bindparam(None, array_literal(values), type_=Text)
+        array = bindparam(None, array_literal(values), type_=NullType())
         return column == any_(cast(array, postgresql.ARRAY(column.type)))
     return column.in_(list(values))
 

@@ -6,10 +6,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from hub import json_codec
-from hub.db import array_literal
+from hub.db import array_literal, one_of
+from hub.models import Identity
 
 #: any JSON value, with integers far beyond 64 bits and every kind of text
 JSON_VALUES = st.recursive(
@@ -83,3 +84,17 @@ def test_an_array_literal_reaches_postgresql_element_for_element(db_engine, stri
         got = connection.execute(text("SELECT CAST(:s AS varchar[]), CAST(:n AS int[])"),
                                  {"s": array_literal(strings), "n": array_literal(numbers)}).one()
     assert (list(got[0]), list(got[1])) == (strings, numbers)
+
+
+@pytest.mark.postgres
+def test_a_set_of_values_is_a_constant_array_to_the_planner(db_engine):
+    """Read as a constant, the array is hashed once; evaluated per row, a scan walks it per row."""
+    values = [f"p{i}" for i in range(50)]
+    statement = select(Identity.id).where(one_of("postgresql", Identity.profile_id, values))
+    with db_engine.connect() as connection:
+        connection.exec_driver_sql("SET LOCAL enable_indexscan = off")
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        compiled = statement.compile(connection)
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params))
+    assert "Seq Scan on identities" in plan, plan
+    assert "= ANY ('{p0,p1,p2," in plan and "cstring" not in plan, plan
