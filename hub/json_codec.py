@@ -19,9 +19,11 @@ _DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"0" * 9)
 _LONG_DIGITS = b"0" * 19
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """``json.loads(data)``, faster; raises ``ValueError`` (``json.JSONDecodeError``) as it does."""
-    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if isinstance(data, memoryview):
+        data = bytes(data)
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):
         try:
             return orjson.loads(data)

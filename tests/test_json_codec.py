@@ -25,8 +25,9 @@ JSON_VALUES = st.recursive(
 @given(JSON_VALUES, st.booleans())
 def test_any_json_text_reads_as_the_standard_library_reads_it(value, ascii_only):
     data = json.dumps(value, ensure_ascii=ascii_only)
-    assert json_codec.loads(data.encode()) == json.loads(data)
-    assert json_codec.loads(data) == json.loads(data)
+    expected = json.loads(data)
+    for given in (data, data.encode(), bytearray(data.encode()), memoryview(data.encode())):
+        assert json_codec.loads(given) == expected
 
 
 @pytest.mark.parametrize("data", [
