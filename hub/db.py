@@ -115,11 +115,11 @@ def upsert_insert(dialect: str, table):
 
 
 def one_of(dialect: str, column: ColumnElement, values: Iterable) -> ColumnElement[bool]:
-    """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one typed array parameter,
-    so a thousand values make one short statement rather than a thousand placeholders to render
-    and parse (the plan is the same). The parameter goes untyped, so the server reads it as the
-    array type itself: a constant to the planner, which then tests membership by hash, not by
-    walking the array for each row a scan reads."""
+    """``column IN values``; on PostgreSQL ``column = ANY(CAST(:array AS type[]))``, one array
+    parameter (see :func:`array_literal`), so a thousand values make one short statement rather
+    than a thousand placeholders to render and parse. The parameter goes untyped, so the server
+    reads it as the array type itself: a constant to the planner, which then tests membership by
+    hash, not by walking the array for each row a scan reads."""
     if dialect == "postgresql":
         array = bindparam(None, array_literal(values), type_=NullType())
         return column == any_(cast(array, postgresql.ARRAY(column.type)))

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Sequence
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy import Row
     from sqlalchemy.orm import Session
 
     from hub.connector import Connector
-    from sqlalchemy import Row
     from hub.runtime import Hub
 
 hookspec = pluggy.HookspecMarker("tributary")

@@ -100,7 +100,7 @@ def mark_processed(session: Session, ids: Sequence[int], now: datetime | None = 
                            .values(status=PROCESSED, processed_at=now or utcnow(), error=None))
 
 
-def mark_attempt_failed(session: Session, record: Row | InboxRecord, error: str, max_attempts: int,
+def mark_attempt_failed(session: Session, record: Row, error: str, max_attempts: int,
                         backoff: float, backoff_max: float, now: datetime | None = None) -> None:
     """Count a failed attempt: retry later with exponential backoff, or fail for good."""
     attempts = record.attempts + 1

@@ -9,7 +9,6 @@ stops the start with the file, the key and the reason.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
