@@ -1,8 +1,12 @@
 """Draining the inbox: same jobs embedded or on RQ, failures isolated, retries, replay."""
+import gc
+
+import pytest
 from sqlalchemy import select, text, update
 
 from hub import inbox
-from hub.drain import drain
+from hub.drain import collector_paused, drain
+from hub.hookspecs import hookimpl
 from hub.models import InboxRecord
 from tests.conftest import hub_config, post_echo, wait_for
 from tests.plugins.echo import effects
@@ -63,6 +67,41 @@ def test_a_failing_row_is_retried_then_failed_without_blocking_its_batch(make_ap
         error = session.scalar(select(InboxRecord.error).where(InboxRecord.key == "bad"))
     assert error == "RuntimeError: record bad asked to fail"
     assert effect_keys(db_engine) == ["ok1", "ok2"]
+
+
+def test_a_batch_runs_with_the_garbage_collector_paused(make_app, db_engine):
+    app = make_app()
+    hub = app.extensions["tributary"]
+    hub.queue.signal_drain = lambda: False
+    seen = []
+
+    class Watcher:
+        @hookimpl
+        def process_batch(self, hub, session, records):
+            seen.append((len(records), gc.isenabled()))
+
+    hub.pm.register(Watcher())
+    post_echo(app.test_client(), {"events": [{"id": "e1"}, {"id": "e2"}]})
+    assert gc.isenabled()
+    with app.app_context():
+        assert drain(hub) == 2
+    assert seen == [(2, False)]
+    assert gc.isenabled()
+    assert effect_keys(db_engine) == ["e1", "e2"]
+
+
+def test_the_collector_pause_restores_what_it_found():
+    with pytest.raises(ValueError), collector_paused():
+        assert not gc.isenabled()
+        raise ValueError("the batch failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
 
 
 def test_backoff_delays_the_next_attempt(make_app):
