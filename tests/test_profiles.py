@@ -2,12 +2,13 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from hub.db import array_literal
 from hub.identity import IdentityRules, identifier_hash
 from hub.models import Activity, Change, Identity, Merge, Profile, Suppression, Trait
-from hub.profiles import BatchWriter
+from hub.profiles import HOLDERS, LOCKED_PROFILES, BatchWriter
 from hub.unified import UnifiedActivity, UnifiedRecord
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
@@ -347,3 +348,37 @@ def test_an_identifier_seen_again_moves_its_last_seen_time_forward_only(store):
     with store.session() as session:
         ident = session.scalars(select(Identity)).one()
         assert (ident.first_seen_at, ident.last_seen_at) == (T0 + timedelta(hours=1), T0 + timedelta(hours=5))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("statement", ["holders", "profiles"])
+def test_a_batch_reads_holders_and_profiles_by_one_index_probe_a_key(db_engine, statement):
+    """With as many keys as a batch has, a table of a few thousand rows is cheaper, by the planner's
+    costs, to hash or filter whole; the lookups stay index probes whatever the statistics say."""
+    with db_engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO profiles (id, created_at, updated_at, metrics) SELECT 'p' || i, now(), now(), '{}' "
+            "FROM generate_series(1, 6000) AS i")
+        connection.exec_driver_sql(
+            "INSERT INTO identities (type, value, profile_id, source, first_seen_at, last_seen_at) "
+            "SELECT 'email', 'u' || i || '@example.com', 'p' || i, 'shopify', now(), now() "
+            "FROM generate_series(1, 6000) AS i")
+        connection.exec_driver_sql("ANALYZE profiles, identities")
+    keys = range(1, 6000, 3)
+    if statement == "holders":
+        sql, params = HOLDERS, {"types": array_literal("email" for _ in keys),
+                                "values": array_literal(f"u{i}@example.com" for i in keys)}
+        table, index = "identities", "uq_identities_type_value"
+    else:
+        sql, params = LOCKED_PROFILES, {"ids": array_literal(sorted(f"p{i}" for i in keys))}
+        table, index = "profiles", "pk_profiles"
+    with db_engine.begin() as connection:
+        plan = "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {sql}"), params))
+        found = connection.execute(sql, params).all()
+    assert f"Index Scan using {index} on {table}" in plan and "Seq Scan" not in plan, plan
+    assert len(found) == len(keys) == 2000
+    if statement == "holders":
+        assert sorted(found)[:2] == [("email", "u1000@example.com", "p1000"), ("email", "u1003@example.com", "p1003")]
+    else:
+        assert sorted(row.id for row in found)[:3] == ["p1", "p10", "p100"]
+        assert found[0].created_at.tzinfo is not None and found[0].metrics == {}
