@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import Connection, Table, and_, bindparam, text
+from sqlalchemy import Column, Connection, Table, and_, bindparam, text
 from sqlalchemy.dialects import postgresql
 
 from hub import json_codec
@@ -83,10 +83,20 @@ def _document(rows: Sequence[Mapping[str, Any]]) -> str:
     return json_codec.dumps(rows)
 
 
+def _sql_type(column: Column) -> str:
+    """The column's PostgreSQL type, for a cast or a record definition: without its collation
+    (a comparison with the column takes the column's own)."""
+    dialect = postgresql.dialect()
+    kind = column.type.dialect_impl(dialect)
+    if getattr(kind, "collation", None):
+        kind = kind.copy()
+        kind.collation = None
+    return kind.compile(dialect=dialect)
+
+
 def _recordset(table: Table, columns: Sequence[str]) -> str:
     """``json_to_recordset(:rows) AS r(column type, ...)``: the JSON rows, typed as the table's."""
-    dialect = postgresql.dialect()
-    types = ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in columns)
+    types = ", ".join(f"{name} {_sql_type(table.c[name])}" for name in columns)
     return f"json_to_recordset(CAST(:rows AS json)) AS r({types})"
 
 
@@ -117,9 +127,8 @@ def _pg_update(table: Table, keys: tuple[str, ...], values: tuple[str, ...], new
 
 @functools.cache
 def _pg_move(table: Table, match: str, target: str, values: tuple[str, ...]):
-    dialect = postgresql.dialect()
-    old_type = table.c[match].type.compile(dialect=dialect)
-    types = f"old {old_type}, new {table.c[target].type.compile(dialect=dialect)}"
+    old_type = _sql_type(table.c[match])
+    types = f"old {old_type}, new {_sql_type(table.c[target])}"
     assignments = ", ".join([f"{target} = r.new", *(f"{name} = :{name}" for name in values)])
     # the array names the rows to the planner: it reads them through the index, where the
     # recordset's fixed estimate had it hash-join against a scan of the whole table

@@ -37,6 +37,13 @@ NAMING = {
 #: a 64-bit key that still autoincrements on SQLite (which only does so for INTEGER)
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
+
+def machine_key(length: int) -> String:
+    """A machine key (an id, an identifier, a source name): on PostgreSQL compared byte by byte
+    (collation "C"), so index probes and foreign-key checks skip the locale's comparison
+    (PostgreSQL only takes "C" and "POSIX" as byte order; even C.UTF-8 goes through strcoll)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
 PENDING, PROCESSED, FAILED = "pending", "processed", "failed"
 SUCCEEDED = "succeeded"
 WEBHOOK, PULLED = "webhook", "pulled"
@@ -89,9 +96,9 @@ class InboxRecord(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    connector: Mapped[str] = mapped_column(String(64))
+    connector: Mapped[str] = mapped_column(machine_key(64))
     kind: Mapped[str] = mapped_column(String(16), default=WEBHOOK)
-    key: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(machine_key(255))
     topic: Mapped[str | None] = mapped_column(String(255))
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     body: Mapped[bytes] = mapped_column(LargeBinary)
@@ -121,7 +128,7 @@ class Profile(Base):
     __tablename__ = "profiles"
     __table_args__ = (Index("ix_profiles_updated", "updated_at", "id"),)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    id: Mapped[str] = mapped_column(machine_key(36), primary_key=True)
     merged_into: Mapped[str | None] = mapped_column(ForeignKey("profiles.id"), index=True)
     lifecycle_stage: Mapped[str | None] = mapped_column(String(32), index=True)
     lead_score: Mapped[float | None] = mapped_column(Float)
@@ -139,8 +146,8 @@ class Identity(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), index=True)
-    type: Mapped[str] = mapped_column(String(64))
-    value: Mapped[str] = mapped_column(String(320))
+    type: Mapped[str] = mapped_column(machine_key(64))
+    value: Mapped[str] = mapped_column(machine_key(320))
     source: Mapped[str] = mapped_column(String(64))
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -152,7 +159,7 @@ class Trait(Base):
     __tablename__ = "traits"
 
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(machine_key(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(64))
     observed_at: Mapped[datetime]
@@ -170,9 +177,9 @@ class Activity(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("profiles.id"))
-    type: Mapped[str] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(64))
-    source_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(machine_key(64))
+    source: Mapped[str] = mapped_column(machine_key(64))
+    source_id: Mapped[str] = mapped_column(machine_key(255))
     occurred_at: Mapped[datetime]
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     inbox_id: Mapped[int | None] = mapped_column(BigId)
@@ -211,7 +218,7 @@ class Suppression(Base):
 
     __tablename__ = "suppressions"
 
-    identifier_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identifier_hash: Mapped[str] = mapped_column(machine_key(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,7 +1,10 @@
 """Migrations: up on a fresh database, down and up again, and the models match them."""
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
 
 from hub import migrate
 from hub.models import Base
@@ -9,11 +12,19 @@ from hub.models import Base
 TABLES = {"activities", "alembic_version", "changes", "feed_horizon", "identities", "inbox", "merges", "profiles",
           "outbound_deliveries", "outbound_subscriptions", "segment_members", "separations", "stage_history",
           "suppressions", "sync_cursors", "traits", "trigger_matches"}
+#: the key columns PostgreSQL compares byte by byte (collation "C")
+BYTE_ORDERED = {("activities", "profile_id"), ("activities", "source"), ("activities", "source_id"),
+                ("activities", "type"), ("identities", "profile_id"), ("identities", "type"),
+                ("identities", "value"), ("inbox", "connector"), ("inbox", "key"), ("merges", "merged_id"),
+                ("merges", "survivor_id"), ("profiles", "id"), ("profiles", "merged_into"),
+                ("segment_members", "profile_id"), ("separations", "profile_a"), ("separations", "profile_b"),
+                ("stage_history", "profile_id"), ("suppressions", "identifier_hash"), ("traits", "name"),
+                ("traits", "profile_id"), ("trigger_matches", "profile_id")}
 
 
 def test_the_test_database_is_at_head_and_matches_the_models(database_url):
     engine = create_engine(database_url)
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0008"
+    assert migrate.current_revision(engine) == migrate.head_revision() == "0009"
     assert TABLES <= set(inspect(engine).get_table_names())
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection, opts={
@@ -27,9 +38,56 @@ def test_the_test_database_is_at_head_and_matches_the_models(database_url):
 def test_down_to_nothing_and_up_again(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path}/m.db")
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == "0008"
+    assert migrate.current_revision(engine) == "0009"
     migrate.downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     migrate.upgrade(engine)
     assert TABLES == set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def _byte_ordered(engine) -> set[tuple[str, str]]:
+    with engine.connect() as connection:
+        return set(map(tuple, connection.execute(text(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND collation_name = 'C'"))))
+
+
+@pytest.mark.postgres
+def test_key_columns_compare_byte_by_byte_on_postgresql(database_url):
+    engine = create_engine(database_url)
+    assert _byte_ordered(engine) == BYTE_ORDERED
+    engine.dispose()
+    declared = {(table.name, column.name) for table in Base.metadata.sorted_tables for column in table.columns
+                if getattr(column.type.dialect_impl(engine.dialect), "collation", None) == "C"}
+    assert declared == BYTE_ORDERED
+
+
+@pytest.mark.postgres
+def test_the_byte_order_migration_goes_down_and_up_on_postgresql(database_url):
+    schema = f"m_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(database_url.split("?")[0])
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = create_engine(database_url.split("?")[0] + f"?options=-csearch_path%3D{schema}")
+    try:
+        migrate.upgrade(engine, "0008")
+        with engine.begin() as connection:  # a row across the keys survives the rewrite
+            connection.execute(text("INSERT INTO profiles (id, metrics, created_at, updated_at) "
+                                    "VALUES ('p-1', '{}', now(), now())"))
+            connection.execute(text("INSERT INTO identities (profile_id, type, value, source, first_seen_at, "
+                                    "last_seen_at) VALUES ('p-1', 'email', 'ana@example.com', 'shopify', now(), now())"))
+        assert _byte_ordered(engine) == set()
+        migrate.upgrade(engine)
+        assert _byte_ordered(engine) == BYTE_ORDERED
+        migrate.downgrade(engine, "0008")
+        assert _byte_ordered(engine) == set()
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT i.value FROM identities i JOIN profiles p ON p.id = i.profile_id "
+                                           "WHERE i.type = 'email'")).all() == [("ana@example.com",)]
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
