@@ -3,7 +3,9 @@
 For each size N it loads N distinct records from all ten built-in connectors (bench/records.py:
 about N/16 people, each on the platforms a real audience uses, several identifiers each, 5% of
 requests redelivered, out of order) into the inbox as the receiver stores them, then times one
-`hub worker --burst` on PostgreSQL + Redis draining them into profiles. The baseline, in the
+`hub worker --burst` on PostgreSQL + Redis draining them into profiles, in its steady state: the
+rows after the first batch over the time between the first and the last batch's processed stamp
+(the worker's start and its first batch's warm-up left out). The baseline, in the
 same run, drains the same rows with every mapping ignoring every record: claiming, parsing
 (each connector's own parse) and marking only. Each is drained ``--rounds`` times (3) from the
 same stored rows and the fastest round counts. Prints records/s and the per-record cost at each
@@ -101,17 +103,24 @@ def reload() -> None:
     engine.dispose()
 
 
-def drain(env: dict, startup: float = 0.0, baseline: bool = False) -> float:
-    """Seconds for one burst worker to process every pending row, less its start-up time."""
+def drain(env: dict, baseline: bool = False) -> float:
+    """Records per second of one burst worker draining every pending row, in its steady state.
+
+    Timed by the rows themselves: each batch stamps its rows' ``processed_at`` as it finishes, so
+    the rows after the first batch over the time from the first batch's stamp to the last one's is
+    the drain's rate, with neither the worker's start and exit nor its first batch's warm-up in it.
+    """
     command = ["-c", BASELINE_WORKER] if baseline else ["-m", "hub", "worker", "--burst"]
-    started = time.perf_counter() + startup
     subprocess.run([sys.executable, *command], env=env, cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - started
     left = dict(query("SELECT status, count(*) FROM inbox WHERE status != 'processed' GROUP BY status"))
     if left:
         raise SystemExit(f"rows not processed: {left}")
-    return elapsed
+    [(after_first, seconds)] = query(
+        "SELECT count(*) FILTER (WHERE processed_at > first), "
+        "extract(epoch FROM max(processed_at) - first) FROM inbox, "
+        "(SELECT min(processed_at) AS first FROM inbox) AS f GROUP BY first")
+    return after_first / float(seconds)
 
 
 def main() -> None:
@@ -128,8 +137,6 @@ def main() -> None:
         "inbox": {"batch_size": args.batch_size, "drain_time_budget_seconds": 60}}))
     env = {**os.environ, "HUB_CONFIG": str(config), "HUB_DATABASE_URL": PG, "HUB_REDIS_URL": REDIS,
            "PYTHONPATH": str(ROOT)}
-    startup = drain(env)  # a worker's start and exit with nothing to do
-    print(f"worker start-up {startup:.2f} s, not counted below")
     print(f"{'records':>10}{'people':>9}{'profiles':>10}{'merges':>9}{'load s':>8}{'baseline/s':>12}"
           f"{'hub/s':>8}{'us/record':>11}{'vs first':>10}   all rounds hub/s")
     first, mix = None, {}
@@ -139,17 +146,17 @@ def main() -> None:
         baseline, rounds = 0.0, []
         for _ in range(args.rounds):
             reload()
-            baseline = max(baseline, stored / drain(env, startup, baseline=True))
+            baseline = max(baseline, drain(env, baseline=True))
             reload()
-            rounds.append(drain(env, startup))
-        seconds = min(rounds)
+            rounds.append(drain(env))
+        rate = max(rounds)
         [(profiles, merges)] = query("SELECT (SELECT count(*) FROM profiles WHERE merged_into IS NULL), "
                                      "(SELECT count(*) FROM merges)")
-        per_record = seconds / stored * 1e6
+        per_record = 1e6 / rate
         first = first or per_record
         print(f"{stored:>10}{people:>9}{profiles:>10}{merges:>9}{loading:>8.0f}{baseline:>12.0f}"
-              f"{stored / seconds:>8.0f}{per_record:>11.0f}{per_record / first:>9.2f}x   "
-              + ", ".join(f"{stored / r:.0f}" for r in rounds))
+              f"{rate:>8.0f}{per_record:>11.0f}{per_record / first:>9.2f}x   "
+              + ", ".join(f"{r:.0f}" for r in rounds))
     print("\nrecords per connector")
     for name in sorted(records.CONNECTORS, key=lambda name: -sum(counts[name] for counts in mix.values())):
         print(f"{name:>12}" + "".join(f"{counts[name]:>10} {counts[name] / total:>4.0%}"
