@@ -44,6 +44,7 @@ def machine_key(length: int) -> String:
     (PostgreSQL only takes "C" and "POSIX" as byte order; even C.UTF-8 goes through strcoll)."""
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
+
 PENDING, PROCESSED, FAILED = "pending", "processed", "failed"
 SUCCEEDED = "succeeded"
 WEBHOOK, PULLED = "webhook", "pulled"
