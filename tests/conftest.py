@@ -7,6 +7,7 @@ tables are emptied after each test. ``HUB_TEST_REDIS_URL`` picks the Redis datab
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -16,6 +17,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -49,25 +51,33 @@ def database_url(tmp_path_factory):
     url = os.environ.get("HUB_TEST_DATABASE_URL", DEFAULT_PG)
     if url.startswith("sqlite"):
         path = tmp_path_factory.mktemp("db") / "hub.db"
-        url = f"sqlite:///{path}"
-        schema = None
+        scope = contextlib.nullcontext(f"sqlite:///{path}")
     else:
         from hub.config import normalize_database_url
 
-        url = normalize_database_url(url)
-        schema = f"t_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(url)
-        with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-        admin.dispose()
-        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    echo.metadata.create_all(engine)
-    engine.dispose()
-    yield url
-    if schema:
-        admin = create_engine(url.split("?")[0])
+        scope = scratch_schema(normalize_database_url(url), "t")
+    with scope as url:
+        engine = create_engine(url)
+        migrate.upgrade(engine)
+        echo.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+
+
+@contextlib.contextmanager
+def scratch_schema(url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL schema on the database of ``url`` for the block: yields a URL whose sessions
+    work in it (search_path); the schema and everything in it are dropped after."""
+    base = url.split("?")[0]
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    admin.dispose()
+    try:
+        yield url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    finally:
+        admin = create_engine(base)
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()

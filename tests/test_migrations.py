@@ -1,13 +1,12 @@
 """Migrations: up on a fresh database, down and up again, and the models match them."""
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-import uuid
-
-import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from hub import migrate
 from hub.models import Base
+from tests.conftest import scratch_schema
 
 TABLES = {"activities", "alembic_version", "changes", "feed_horizon", "identities", "inbox", "merges", "profiles",
           "outbound_deliveries", "outbound_subscriptions", "segment_members", "separations", "stage_history",
@@ -65,12 +64,8 @@ def test_key_columns_compare_byte_by_byte_on_postgresql(database_url):
 
 @pytest.mark.postgres
 def test_the_byte_order_migration_goes_down_and_up_on_postgresql(database_url):
-    schema = f"m_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(database_url.split("?")[0])
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(database_url.split("?")[0] + f"?options=-csearch_path%3D{schema}")
-    try:
+    with scratch_schema(database_url.split("?")[0], "m") as url:
+        engine = create_engine(url)
         migrate.upgrade(engine, "0008")
         with engine.begin() as connection:  # a row across the keys survives the rewrite
             connection.execute(text("INSERT INTO profiles (id, metrics, created_at, updated_at) "
@@ -86,8 +81,4 @@ def test_the_byte_order_migration_goes_down_and_up_on_postgresql(database_url):
         with engine.connect() as connection:
             assert connection.execute(text("SELECT i.value FROM identities i JOIN profiles p ON p.id = i.profile_id "
                                            "WHERE i.type = 'email'")).all() == [("ana@example.com",)]
-    finally:
         engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
