@@ -120,6 +120,8 @@ def drain(env: dict, baseline: bool = False) -> float:
         "SELECT count(*) FILTER (WHERE processed_at > first), "
         "extract(epoch FROM max(processed_at) - first) FROM inbox, "
         "(SELECT min(processed_at) AS first FROM inbox) AS f GROUP BY first")
+    if not after_first:
+        raise SystemExit("every row went in the first batch: a size needs more rows than --batch-size")
     return after_first / float(seconds)
 
 
