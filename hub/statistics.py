@@ -7,13 +7,17 @@ a lookup of a few hundred keys then looks like most of the table and is planned 
 of all of it, so each batch costs more as the store grows. Like autovacuum's own analyze,
 :func:`refresh_if_due` re-analyzes a table once the rows changed since its last analyze
 pass a share of its size; it looks at most once per interval per process, and only one
-process analyzes at a time. The inbox is left to autovacuum: its statements find their rows
+process analyzes at a time. The ANALYZE runs on a thread of its own, as autovacuum's runs in a
+process of its own: sampling a table of a million rows takes PostgreSQL about a second, which the
+drain does not wait for. The inbox is left to autovacuum: its statements find their rows
 by key or through the pending-rows index whatever the statistics say, and it is the largest
 table, so sampling it costs the most.
 """
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future
 
 from sqlalchemy import Connection, Engine, text
 
@@ -31,6 +35,8 @@ SHARE = 0.1
 #: the advisory lock that keeps two processes from analyzing at once
 ANALYZE_LOCK = 0x616E_6C7A  # "anlz"
 CHECKING = Every()
+#: this process's ANALYZE in progress, if any
+_running: Future | None = None
 #: tables whose plans do not depend on their statistics (see the module's docstring)
 UNSTEERED = frozenset({"inbox"})
 
@@ -41,16 +47,27 @@ STALE = text(
     "WHERE s.n_mod_since_analyze > :base + :share * GREATEST(c.reltuples, 0) ORDER BY c.relname")
 
 
-def refresh_if_due(engine: Engine) -> list[str]:
-    """ANALYZE the hub's tables whose statistics lag behind, if :data:`CHECK_SECONDS` have passed
-    since this process last looked; return the tables analyzed."""
-    if not is_postgres(engine) or not CHECKING.due(CHECK_SECONDS):
-        return []
+def refresh_if_due(engine: Engine) -> Future | None:
+    """Start, on a background thread, an ANALYZE of the hub's tables whose statistics lag behind, if
+    :data:`CHECK_SECONDS` have passed since this process last looked and its last one has finished.
+    Returns the future of the tables analyzed, or None if not started."""
+    global _running
+    if not is_postgres(engine) or (_running is not None and not _running.done()) \
+            or not CHECKING.due(CHECK_SECONDS):
+        return None
+    future: Future = Future()
+    future.set_running_or_notify_cancel()
+    _running = future
+    threading.Thread(target=_refresh_into, args=(engine, future), name="tributary-analyze", daemon=True).start()
+    return future
+
+
+def _refresh_into(engine: Engine, future: Future) -> None:
     try:
-        return refresh(engine)
+        future.set_result(refresh(engine))
     except Exception as exc:  # statistics only steer plans: a failure must not stop the drain
         log.warning("could not refresh planner statistics: %s", type(exc).__name__)
-        return []
+        future.set_result([])
 
 
 def refresh(engine: Engine) -> list[str]:

@@ -1,4 +1,5 @@
 """Identity resolution and the profile store, told as short stories."""
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -8,7 +9,7 @@ from sqlalchemy.orm import Session
 from hub.db import array_literal
 from hub.identity import IdentityRules, identifier_hash
 from hub.models import Activity, Change, Identity, Merge, Profile, Suppression, Trait
-from hub.profiles import HOLDERS, LOCKED_PROFILES, BatchWriter
+from hub.profiles import HOLDERS, LOCKED_PROFILES, BatchWriter, profile_id
 from hub.unified import UnifiedActivity, UnifiedRecord
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
@@ -90,6 +91,20 @@ def test_one_person_across_platforms_is_one_profile(store):
         "last_order_at": "2026-11-01T09:00:00+00:00", "payments_count": 1, "total_paid": {"USD": "40.00"},
         "open_tickets": 1, "first_seen_at": "2026-11-01T09:00:00+00:00",
         "last_seen_at": "2026-11-01T11:00:00+00:00"}
+
+
+def test_a_profile_id_is_a_version_8_uuid_led_by_the_inbox_id_of_the_record_that_made_it(store):
+    made = [profile_id(inbox_id, ("email", "ana@example.com")) for inbox_id in (1, 255, 256, 70_000, 2**48 - 1)]
+    assert [uuid.UUID(p).version for p in made] == [8] * 5
+    assert [uuid.UUID(p).variant for p in made] == [uuid.RFC_4122] * 5
+    assert [p[:14] for p in made] == ["00000000-0001-", "00000000-00ff-", "00000000-0100-", "00000001-1170-",
+                                      "ffffffff-ffff-"]
+    assert made == sorted(made)
+    assert profile_id(7, ("email", "ana@example.com")) == profile_id(7, ("email", "ana@example.com"))
+    assert profile_id(7, ("email", "ana@example.com")) != profile_id(7, ("email", "bo@example.com"))
+    first = rec("shopify", ("email", "ana@example.com"))
+    store.write(first)
+    assert store.profile_of("email", "ana@example.com") == profile_id(first.inbox_id, ("email", "ana@example.com"))
 
 
 def test_records_pointing_at_two_people_merge_into_the_oldest_with_evidence(store):

@@ -93,10 +93,24 @@ def test_a_process_looks_at_most_once_per_interval(settled, monkeypatch):
     monkeypatch.setattr("hub.periodic.monotonic", lambda: clock[0])
     monkeypatch.setattr(statistics.CHECKING, "last", float("-inf"))
     run(settled, PEOPLE, lo=0, hi=1499)
-    assert statistics.refresh_if_due(settled) == ["profiles"]
+    assert statistics.refresh_if_due(settled).result(timeout=30) == ["profiles"]
     run(settled, PEOPLE, lo=1500, hi=3499)
     clock[0] += statistics.CHECK_SECONDS - 1
-    assert statistics.refresh_if_due(settled) == []
+    assert statistics.refresh_if_due(settled) is None
     clock[0] += 1
-    assert statistics.refresh_if_due(settled) == ["profiles"]
+    assert statistics.refresh_if_due(settled).result(timeout=30) == ["profiles"]
     assert rows_known(settled, "profiles") == 3500
+
+
+def test_the_analyze_runs_beside_the_caller_and_one_at_a_time(settled, monkeypatch):
+    monkeypatch.setattr(statistics.CHECKING, "last", float("-inf"))
+    run(settled, PEOPLE, lo=0, hi=1499)
+    with settled.connect() as other:  # the table locked elsewhere: the ANALYZE waits for it
+        other.execute(text("LOCK TABLE profiles IN SHARE UPDATE EXCLUSIVE MODE"))
+        started = statistics.refresh_if_due(settled)
+        assert not started.done()  # the caller went on while the ANALYZE waits
+        monkeypatch.setattr(statistics.CHECKING, "last", float("-inf"))
+        assert statistics.refresh_if_due(settled) is None  # one at a time
+        other.rollback()
+    assert started.result(timeout=30) == ["profiles"]
+    assert rows_known(settled, "profiles") == 1500
