@@ -219,7 +219,7 @@ def main() -> None:
 def truncate() -> None:
     engine = create_engine(PG)
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE inbox, minimal_inbox"))
+        connection.execute(text("TRUNCATE inbox_state, inbox, minimal_inbox"))
     engine.dispose()
 
 
@@ -238,7 +238,7 @@ def scalar(sql: str) -> int:
 
 
 def processed_rows() -> int:
-    return scalar("SELECT count(*) FROM inbox WHERE status = 'processed'")
+    return scalar("SELECT count(*) FROM inbox_state WHERE status = 'processed'")
 
 
 def wait_worker_ready(worker: subprocess.Popen) -> None:
@@ -266,14 +266,15 @@ def wait_drained(after_id: int) -> dict:
     engine = create_engine(PG)
     started = time.monotonic()
     with engine.connect() as connection:
-        while connection.execute(text("SELECT count(*) FROM inbox WHERE status = 'pending'")).scalar():
+        while connection.execute(text("SELECT count(*) FROM inbox_state WHERE status = 'pending'")).scalar():
             connection.commit()
             time.sleep(0.2)
         drain_after = time.monotonic() - started
         row = connection.execute(text(
             "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), "
             "percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) FROM ("
-            "SELECT extract(epoch FROM processed_at - received_at) AS lag FROM inbox WHERE id > :after) s"),
+            "SELECT extract(epoch FROM s.processed_at - i.received_at) AS lag FROM inbox i "
+            "JOIN inbox_state s ON s.inbox_id = i.id WHERE i.id > :after) s"),
             {"after": after_id}).one()
     engine.dispose()
     return {"rows": row[0], "p50": row[1], "p99": row[2], "max": row[3], "drain_after": drain_after}

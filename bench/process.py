@@ -48,7 +48,7 @@ BASELINE_WORKER = ("from hub.mapping import CompiledMapping\n"
                    "CompiledMapping.map = lambda self, document: None\n"
                    "from hub.cli import main\n"
                    "main(['worker', '--burst'])\n")
-KEPT = ("alembic_version", "bench_rows", "minimal_inbox")
+KEPT = ("alembic_version", "bench_rows", "bench_states", "minimal_inbox")
 
 
 def settings() -> dict:
@@ -79,7 +79,7 @@ def load(n: int) -> tuple[int, int, float]:
     started, stored, people = time.perf_counter(), 0, []
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {data_tables(connection)} CASCADE"))
-        connection.execute(text("DROP TABLE IF EXISTS bench_rows"))
+        connection.execute(text("DROP TABLE IF EXISTS bench_rows, bench_states"))
         batch: dict[str, list] = {}
         for connector, deliveries in records.stream(n, on_person=people.append):
             batch.setdefault(connector, []).extend(deliveries)
@@ -88,6 +88,7 @@ def load(n: int) -> tuple[int, int, float]:
                 batch = {}
         stored += sum(len(inbox.store(connection, name, rows)) for name, rows in batch.items())
         connection.execute(text("CREATE TABLE bench_rows AS SELECT * FROM inbox"))
+        connection.execute(text("CREATE TABLE bench_states AS SELECT * FROM inbox_state"))
         connection.execute(text("ANALYZE"))
     engine.dispose()
     return stored, len(people), time.perf_counter() - started
@@ -99,6 +100,7 @@ def reload() -> None:
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {data_tables(connection)} CASCADE"))
         connection.execute(text("INSERT INTO inbox SELECT * FROM bench_rows"))
+        connection.execute(text("INSERT INTO inbox_state SELECT * FROM bench_states"))
         connection.execute(text("ANALYZE"))
     engine.dispose()
 
@@ -113,13 +115,13 @@ def drain(env: dict, baseline: bool = False) -> float:
     command = ["-c", BASELINE_WORKER] if baseline else ["-m", "hub", "worker", "--burst"]
     subprocess.run([sys.executable, *command], env=env, cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    left = dict(query("SELECT status, count(*) FROM inbox WHERE status != 'processed' GROUP BY status"))
+    left = dict(query("SELECT status, count(*) FROM inbox_state WHERE status != 'processed' GROUP BY status"))
     if left:
         raise SystemExit(f"rows not processed: {left}")
     [(after_first, seconds)] = query(
         "SELECT count(*) FILTER (WHERE processed_at > first), "
-        "extract(epoch FROM max(processed_at) - first) FROM inbox, "
-        "(SELECT min(processed_at) AS first FROM inbox) AS f GROUP BY first")
+        "extract(epoch FROM max(processed_at) - first) FROM inbox_state, "
+        "(SELECT min(processed_at) AS first FROM inbox_state) AS f GROUP BY first")
     if not after_first:
         raise SystemExit("every row went in the first batch: a size needs more rows than --batch-size")
     return after_first / float(seconds)

@@ -50,9 +50,9 @@ def register_transforms() -> dict:
 def process_batch(hub: "Hub", session: "Session", records: Sequence["Row"]) -> None:
     """Derive the store from a batch of claimed inbox records, inside the drain transaction.
 
-    Each record is a row with the inbox's columns as attributes (``id``, ``connector``,
-    ``kind``, ``key``, ``topic``, ``body``, ``received_at``, ``occurred_at``, ``attempts``...),
-    all but ``headers``.
+    Each record is a row with the inbox record's columns as attributes (``id``, ``connector``,
+    ``kind``, ``key``, ``topic``, ``body``, ``received_at``, ``occurred_at``), all but
+    ``headers``, and its state's (``status``, ``attempts``, ``next_attempt_at``...).
 
     Every implementation is called for every batch. Write effects through ``session`` only:
     the records are marked processed in the same transaction, so the effects and the

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from hub.db import upsert_insert
 from hub.identity import identifier_hash
 from hub.lookup import surviving
-from hub.models import (Activity, Change, Identity, InboxRecord, Merge, Profile, SegmentMember, Separation, StageStay,
-                        Suppression, Trait, TriggerMatch, utcnow)
+from hub.models import (Activity, Change, Identity, InboxRecord, InboxState, Merge, Profile, SegmentMember, Separation,
+                        StageStay, Suppression, Trait, TriggerMatch, utcnow)
 from hub.profiles import feed_lock, lock_identifiers
 
 #: inbox status of a scrubbed record: nothing left to process or rebuild from
@@ -84,7 +84,9 @@ def export(hub, session: Session, person: Person) -> dict:
     from hub.api.queries import profile_documents
 
     inbox_ids = inbox_of(hub, session, person)
-    records = session.scalars(select(InboxRecord).where(InboxRecord.id.in_(inbox_ids)).order_by(InboxRecord.id))
+    records = session.execute(select(InboxRecord, InboxState.status)
+                              .join_from(InboxRecord, InboxState, InboxState.inbox_id == InboxRecord.id)
+                              .where(InboxRecord.id.in_(inbox_ids)).order_by(InboxRecord.id)).all()
     profile = session.get(Profile, person.id)
     identities = session.scalars(select(Identity).where(Identity.profile_id == person.id)
                                  .order_by(Identity.type, Identity.value))
@@ -101,7 +103,7 @@ def export(hub, session: Session, person: Person) -> dict:
         "merges": [{"survivor_id": m.survivor_id, "merged_id": m.merged_id, "identifier_type": m.identifier_type,
                     "identifier_value": m.identifier_value, "inbox_id": m.inbox_id, "merged_at": m.created_at}
                    for m in merges],
-        "inbox": [_record_document(r) for r in records],
+        "inbox": [_record_document(record, status) for record, status in records],
     }
 
 
@@ -145,8 +147,8 @@ def scrub(session: Session, inbox_ids: Iterable[int]) -> None:
     for start in range(0, len(ids), SCAN_CHUNK):
         chunk = ids[start:start + SCAN_CHUNK]
         session.execute(update(InboxRecord).where(InboxRecord.id.in_(chunk)).values(
-            key=literal("erased:").concat(cast(InboxRecord.id, String)), body=b"", headers={}, error=None,
-            status=ERASED))
+            key=literal("erased:").concat(cast(InboxRecord.id, String)), body=b"", headers={}))
+        session.execute(update(InboxState).where(InboxState.inbox_id.in_(chunk)).values(error=None, status=ERASED))
 
 
 def inbox_of(hub, session: Session, person: Person) -> list[int]:
@@ -163,7 +165,9 @@ def inbox_of(hub, session: Session, person: Person) -> list[int]:
         return sorted(found)
     after = 0
     while True:
-        rows = session.execute(select(*SCANNED).where(InboxRecord.id > after, InboxRecord.status != ERASED)
+        rows = session.execute(select(*SCANNED)
+                               .join_from(InboxRecord, InboxState, InboxState.inbox_id == InboxRecord.id)
+                               .where(InboxRecord.id > after, InboxState.status != ERASED)
                                .order_by(InboxRecord.id).limit(SCAN_CHUNK)).all()
         if not rows:
             return sorted(found)
@@ -220,14 +224,14 @@ def _locked_person(session: Session, profile_id: str) -> Person | None:
     return person
 
 
-def _record_document(record: InboxRecord) -> dict:
+def _record_document(record: InboxRecord, status: str) -> dict:
     body = bytes(record.body)
     try:
         text, encoding = body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(body).decode(), "base64"
     return {"id": record.id, "connector": record.connector, "kind": record.kind, "key": record.key,
-            "topic": record.topic, "received_at": record.received_at, "status": record.status,
+            "topic": record.topic, "received_at": record.received_at, "status": status,
             "headers": record.headers or {}, "body": text, "body_encoding": encoding}
 
 

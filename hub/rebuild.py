@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 from hub import inbox
 from hub.drain import drain_batch
 from hub.privacy import ERASED
-from hub.models import (PENDING, Activity, Identity, InboxRecord, Merge, Profile, SegmentMember, StageStay, Trait,
+from hub.models import (PENDING, Activity, Identity, InboxState, Merge, Profile, SegmentMember, StageStay, Trait,
                         TriggerMatch, utcnow)
 from hub.runtime import Hub
 
@@ -28,9 +28,9 @@ def reset(hub: Hub) -> int:
         session.execute(update(Profile).values(merged_into=None))
         for model in DERIVED:
             session.execute(delete(model))
-        session.execute(update(InboxRecord).where(InboxRecord.status != ERASED).values(status=PENDING, attempts=0, error=None,
-                                                   processed_at=None, next_attempt_at=utcnow()))
-        return session.scalar(select(func.count()).select_from(InboxRecord).where(InboxRecord.status != ERASED))
+        session.execute(update(InboxState).where(InboxState.status != ERASED).values(
+            status=PENDING, attempts=0, error=None, processed_at=None, next_attempt_at=utcnow()))
+        return session.scalar(select(func.count()).select_from(InboxState).where(InboxState.status != ERASED))
 
 
 def rebuild(hub: Hub, progress: Callable[[int], None] = lambda n: None) -> int:

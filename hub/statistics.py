@@ -38,7 +38,7 @@ CHECKING = Every()
 #: this process's ANALYZE in progress, if any
 _running: Future | None = None
 #: tables whose plans do not depend on their statistics (see the module's docstring)
-UNSTEERED = frozenset({"inbox"})
+UNSTEERED = frozenset({"inbox", "inbox_state"})
 
 STALE = text(
     "SELECT c.relname FROM unnest(CAST(:tables AS text[])) AS t(name) "

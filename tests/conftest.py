@@ -219,18 +219,18 @@ def inbox_rows(app) -> list[tuple]:
 
 def settle(app) -> None:
     """Wait until the hub has handled every inbox row, and check that none failed."""
-    from hub.models import InboxRecord
+    from hub.models import InboxRecord, InboxState
 
     hub = app.extensions["tributary"]
 
     def settled():
         with hub.session() as session:
-            return not session.scalar(select(InboxRecord.id).where(InboxRecord.status == "pending"))
+            return not session.scalar(select(InboxState.inbox_id).where(InboxState.status == "pending"))
 
     wait_for(settled)
     with hub.session() as session:
-        failed = session.execute(select(InboxRecord.key, InboxRecord.error)
-                                 .where(InboxRecord.status == "failed")).all()
+        failed = session.execute(select(InboxRecord.key, InboxState.error).join_from(InboxRecord, InboxState)
+                                 .where(InboxState.status == "failed")).all()
     assert [tuple(row) for row in failed] == []
 
 

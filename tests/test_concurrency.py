@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from hub.identity import IdentityRules
-from hub.models import Base, InboxRecord, Profile
+from hub.models import Base, InboxState, Profile
 from hub.profiles import BatchWriter
 from hub.unified import UnifiedActivity, UnifiedRecord
 from tests.conftest import hub_config, wait_for
@@ -94,7 +94,7 @@ def test_two_workers_on_interleaved_records_make_one_profile_per_person(make_app
 
     def done():
         with db_engine.connect() as connection:
-            return connection.scalar(select(func.count()).where(InboxRecord.status != "processed")) == 0
+            return connection.scalar(select(func.count()).where(InboxState.status != "processed")) == 0
 
     wait_for(done, timeout=120)
     with db_engine.connect() as connection:

@@ -7,15 +7,15 @@ from sqlalchemy import select, text, update
 from hub import inbox
 from hub.drain import collector_paused, drain
 from hub.hookspecs import hookimpl
-from hub.models import InboxRecord
+from hub.models import InboxRecord, InboxState
 from tests.conftest import hub_config, post_echo, wait_for
 from tests.plugins.echo import effects
 
 
 def statuses(hub):
     with hub.session() as session:
-        rows = session.execute(select(InboxRecord.key, InboxRecord.status, InboxRecord.attempts)
-                               .order_by(InboxRecord.id))
+        rows = session.execute(select(InboxRecord.key, InboxState.status, InboxState.attempts)
+                               .join_from(InboxRecord, InboxState).order_by(InboxRecord.id))
         return [tuple(r) for r in rows]
 
 
@@ -64,7 +64,8 @@ def test_a_failing_row_is_retried_then_failed_without_blocking_its_batch(make_ap
         assert drain(hub) == 3 + 1 + 1
     assert statuses(hub) == [("ok1", "processed", 0), ("bad", "failed", 3), ("ok2", "processed", 0)]
     with hub.session() as session:
-        error = session.scalar(select(InboxRecord.error).where(InboxRecord.key == "bad"))
+        error = session.scalar(select(InboxState.error).join_from(InboxRecord, InboxState)
+                               .where(InboxRecord.key == "bad"))
     assert error == "RuntimeError: record bad asked to fail"
     assert effect_keys(db_engine) == ["ok1", "ok2"]
 
@@ -113,14 +114,15 @@ def test_backoff_delays_the_next_attempt(make_app):
         drain(hub)
         assert drain(hub) == 0  # not due for another minute
     with hub.session() as session:
-        record = session.scalar(select(InboxRecord))
+        record = session.execute(select(InboxRecord.received_at, InboxState.next_attempt_at)
+                                 .join_from(InboxRecord, InboxState)).one()
         assert round((record.next_attempt_at - record.received_at).total_seconds()) == 60
         assert inbox.has_due(session) is False
-        session.execute(update(InboxRecord).values(attempts=3))
-        claimed = session.execute(select(*inbox.CLAIMED)).one()
+        session.execute(update(InboxState).values(attempts=3))
+        claimed = session.execute(select(*inbox.CLAIMED).join_from(InboxRecord, InboxState)).one()
         inbox.mark_attempt_failed(session, claimed, "again", 5, 60, 100, now=claimed.received_at)
-        stored = session.execute(select(InboxRecord.attempts, InboxRecord.status, InboxRecord.error,
-                                        InboxRecord.next_attempt_at)).one()
+        stored = session.execute(select(InboxState.attempts, InboxState.status, InboxState.error,
+                                        InboxState.next_attempt_at)).one()
         assert stored[:3] == (4, "pending", "again")
         assert (stored.next_attempt_at - claimed.received_at).total_seconds() == 100  # capped
 

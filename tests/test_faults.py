@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import func, select, text
 
-from hub.models import InboxRecord
+from hub.models import InboxState
 from tests.conftest import hub_config, post_echo, wait_for
 from tests.plugins.echo import effects
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def processed_count(engine):
     with engine.connect() as connection:
-        return connection.scalar(select(func.count()).where(InboxRecord.status == "processed"))
+        return connection.scalar(select(func.count()).where(InboxState.status == "processed"))
 
 
 def effect_summary(engine):

@@ -26,7 +26,7 @@ class GatedInserts:
         event.listen(engine, "before_cursor_execute", self._before)
 
     def _before(self, _conn, _cursor, statement, *_):
-        if not statement.startswith("INSERT INTO inbox"):
+        if not statement.startswith("INSERT INTO inbox ("):  # the records, not their states
             return
         self.inserts += 1
         if self.inserts == 1:

@@ -31,10 +31,12 @@ def test_a_claim_takes_due_rows_longest_due_first_then_by_id(db_engine):
 def test_a_claim_reads_the_pending_index_while_statistics_count_processed_rows_as_pending(db_engine):
     ids = store(db_engine, [f"k{i}" for i in range(5000)], utcnow() - timedelta(seconds=1))
     with db_engine.begin() as connection:
-        connection.execute(text("ANALYZE inbox"))  # every row pending, as a large backlog starts
-        connection.execute(text("UPDATE inbox SET status = 'processed' WHERE id < :last"), {"last": max(ids) - 10})
+        connection.execute(text("ANALYZE inbox, inbox_state"))  # every row pending, as a large backlog starts
+        connection.execute(text("UPDATE inbox_state SET status = 'processed' WHERE inbox_id < :last"),
+                           {"last": max(ids) - 10})
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # as on a table too big to read whole
         compiled = inbox.claim_statement(1000, utcnow(), skip_locked=True).compile(connection)
         plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params))
-    assert "Index Scan using ix_inbox_pending on inbox" in plan, plan
-    assert "pk_inbox" not in plan and "Sort" not in plan, plan
+    assert "Index Scan using ix_inbox_state_pending on inbox_state" in plan, plan  # then each record by id:
+    assert "Index Scan using pk_inbox on inbox" in plan, plan
+    assert "pk_inbox_state" not in plan and "Sort" not in plan, plan

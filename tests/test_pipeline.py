@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.cli import main
-from hub.models import Activity, Identity, InboxRecord, Profile, Trait
+from hub.models import Activity, Identity, InboxRecord, InboxState, Profile, Trait
 from hub.rebuild import rebuild
 from tests.conftest import wait_for
 from tests.test_website import SECRET, send
@@ -31,7 +31,7 @@ def snapshot(engine):
 def settled(app):
     hub = app.extensions["tributary"]
     with hub.session() as session:
-        return not session.scalar(select(InboxRecord.id).where(InboxRecord.status == "pending"))
+        return not session.scalar(select(InboxState.inbox_id).where(InboxState.status == "pending"))
 
 
 def test_an_anonymous_visitor_joins_the_person_when_identified(make_app, db_engine, tmp_path, database_url):
@@ -106,8 +106,8 @@ def test_a_record_the_mapping_cannot_read_fails_alone(make_app, db_engine):
     wait_for(lambda: settled(app))
     hub = app.extensions["tributary"]
     with hub.session() as session:
-        rows = session.execute(select(InboxRecord.key, InboxRecord.status, InboxRecord.error)
-                               .order_by(InboxRecord.id)).all()
+        rows = session.execute(select(InboxRecord.key, InboxState.status, InboxState.error)
+                               .join_from(InboxRecord, InboxState).order_by(InboxRecord.id)).all()
     assert [tuple(r) for r in rows] == [("ok", "processed", None),
                                         ("bad", "failed", "ValueError: not a timestamp: 'yesterday'")]
     assert [p[0] for p in snapshot(db_engine)] == [[("website_anonymous_id", "a1")]]

@@ -4,15 +4,15 @@ import json
 
 from sqlalchemy import select
 
-from hub.models import InboxRecord
+from hub.models import InboxRecord, InboxState
 from tests.conftest import ECHO_SECRET, post_echo
 
 
 def inbox_rows(app):
     hub = app.extensions["tributary"]
     with hub.session() as session:
-        return [(r.connector, r.key, r.topic, r.status, r.body, r.headers)
-                for r in session.scalars(select(InboxRecord).order_by(InboxRecord.id))]
+        return [(r.connector, r.key, r.topic, status, r.body, r.headers) for r, status in session.execute(
+            select(InboxRecord, InboxState.status).join_from(InboxRecord, InboxState).order_by(InboxRecord.id))]
 
 
 def no_drain(app):

@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import select, text
 
-from hub.models import Base, Change, InboxRecord
+from hub.models import Base, Change, InboxRecord, InboxState
 from hub.rebuild import rebuild
 from tests.api.conftest import ADMIN_ONLY_TOKEN, OPS_TOKEN, READ_TOKEN, TOKENS, ApiClient, rec
 from tests.conftest import profiles_snapshot, settle, wait_for
@@ -40,7 +40,8 @@ def deliver(app, topic: str, body: bytes, webhook_id: str, fails: bool = False) 
 
     def failed():
         with hub.session() as session:
-            return session.scalar(select(InboxRecord.status).where(InboxRecord.key == webhook_id)) == "failed"
+            return session.scalar(select(InboxState.status).join_from(InboxRecord, InboxState)
+                                  .where(InboxRecord.key == webhook_id)) == "failed"
 
     wait_for(failed)
 
@@ -90,8 +91,8 @@ def bob_and_john(app):
 
 def inbox(app) -> list[tuple]:
     with app.extensions["tributary"].session() as session:
-        return [tuple(r) for r in session.execute(select(InboxRecord.id, InboxRecord.key, InboxRecord.status)
-                                                  .order_by(InboxRecord.id))]
+        return [tuple(r) for r in session.execute(select(InboxRecord.id, InboxRecord.key, InboxState.status)
+                                                  .join_from(InboxRecord, InboxState).order_by(InboxRecord.id))]
 
 
 def test_the_export_holds_the_profile_its_provenance_timeline_and_every_raw_record(bob_and_john, api):

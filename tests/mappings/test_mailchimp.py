@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.mailchimp import parse_form
-from hub.models import Activity, Identity, InboxRecord, Profile, Trait
+from hub.models import Activity, Identity, InboxRecord, InboxState, Profile, Trait
 from tests.conftest import wait_for
 from tests.connectors.test_mailchimp import (CAMPAIGN, CLEANED, KEY, PROFILE, SUBSCRIBE, UNSUBSCRIBE, UPEMAIL,
                                              canonical, post)
@@ -22,7 +22,7 @@ def drain(app) -> None:
 
     def rows():
         with hub.session() as session:
-            return session.execute(select(InboxRecord.status, InboxRecord.error)).all()
+            return session.execute(select(InboxState.status, InboxState.error)).all()
 
     wait_for(lambda: all(status != "pending" for status, _ in rows()))
     assert [tuple(row) for row in rows() if row[0] != "processed"] == []
